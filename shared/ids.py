@@ -54,7 +54,9 @@ def answer_id(call_uuid: str, criterion_key: str) -> str:
 
 
 def survey_id(call_uuid: str) -> str:
-    return str(uuid.uuid5(ANSWER_NAMESPACE, f"{call_uuid}/survey"))
+    # '#' cannot occur in a criterion key, so a survey id never equals an answer id (both are
+    # Nats-Msg-Ids in one stream, where a collision would silently drop a message).
+    return str(uuid.uuid5(ANSWER_NAMESPACE, f"{call_uuid}#survey"))
 
 
 def new_id() -> str:
