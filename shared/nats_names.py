@@ -25,8 +25,13 @@ KV_POOLS = "ct_pools"
 KV_NUMBERS = "ct_numbers"  # number assignments: key <tenant>.<digits of the E.164 number>
 KV_PROFILE_HISTORY = 64  # JetStream's maximum: every saved profile version stays readable
 OBJECT_STORE_PROMPTS = "ct_prompts"
+# Written and read by the API only:
+KV_PROFILE_VERSIONS = "ct_profile_versions"  # key <tenant>.<profile_id>.<revision> -> StoredProfile
+KV_NUMBER_CLAIMS = "ct_number_claims"  # key <digits of E.164> -> the one tenant holding it
 
-KV_BUCKETS = (KV_PROFILES, KV_CODE_MAPS, KV_POOLS, KV_NUMBERS)
+KV_BUCKETS = (
+    KV_PROFILES, KV_CODE_MAPS, KV_POOLS, KV_NUMBERS, KV_PROFILE_VERSIONS, KV_NUMBER_CLAIMS,
+)  # fmt: skip
 
 
 def answers_subject(tenant_id: str) -> str:

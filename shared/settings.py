@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     aggregator_ack_wait_s: int = Field(60, ge=5, le=3600)
     aggregator_metrics_listen: str = "127.0.0.1:9102"
     aggregator_durable: str = "aggregator"
+    aggregator_check_ids: Literal["redelivered", "always"] = Field(
+        "redelivered",
+        description="which ids the aggregator looks up in ClickHouse before inserting: only "
+        "redelivered messages (enough for crash/redelivery), or every message",
+    )
+    aggregator_fault: Literal["", "exit_after_insert"] = Field(
+        "", description="TEST ONLY: exit_after_insert makes the aggregator die between insert and ack"
+    )
 
     # API.
     api_listen: str = "127.0.0.1:8080"

@@ -1,0 +1,1 @@
+"""The REST API: profiles, code maps, pools, numbers, prompts, reports and exports."""
