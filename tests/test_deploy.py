@@ -1155,3 +1155,19 @@ def test_prod_is_replicated_with_json_logs() -> None:
     assert backend["port"]["name"] in {
         p["name"] for p in prod.get("Service", "api")["spec"]["ports"]
     }
+
+
+# --------------------------------------------------------------------------------------------
+# docs/operations.md stays in step with the manifests
+# --------------------------------------------------------------------------------------------
+
+
+def test_operations_doc_names_every_secret_key_and_its_snippets_compile() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    for key in example_secret():
+        assert f"`{key}`" in text, f"docs/operations.md does not document Secret key {key}"
+    snippets = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert snippets, "the dead-letter replay snippet is missing"
+    for snippet in snippets:
+        compile(snippet, "docs/operations.md", "exec")
+    assert "ct.v1.deadletter" in text and "CT-Original-Subject" in text

@@ -121,3 +121,10 @@ def test_callspec_is_hashable_and_frozen() -> None:
     spec = CallSpec(number="+493012345678", keys=["1"])
     with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen error type
         spec.number = "+49"
+
+
+def test_cli_fault_choices_match_the_fault_enum() -> None:
+    from simulator.cli import FAULTS
+    from simulator.faults import FAULT_NAMES
+
+    assert FAULTS == FAULT_NAMES
