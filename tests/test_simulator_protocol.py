@@ -364,3 +364,35 @@ def test_linger_notice_bytes() -> None:
 def test_simconfig_defaults_are_async_full() -> None:
     cfg = SimConfig()
     assert cfg.async_mode and cfg.full_control and cfg.timing == 1.0
+
+
+def test_encoding_matches_greenswitch_recorded_fixtures_and_esl_md_examples() -> None:
+    from simulator.wire import url_encode
+
+    # greenswitch tests/: an encoded HEARTBEAT; esl.md §1 examples.
+    assert url_encode("2015-01-19 12:06:19") == "2015-01-19%2012%3A06%3A19"
+    assert url_encode("::1") == "%3A%3A1"
+    assert url_encode("#") == "%23" and url_encode("*") == "*"
+    assert url_encode("sofia/internal/1001@192.0.2.10") == "sofia/internal/1001%40192.0.2.10"
+    assert url_encode("+OK\n") == "%2BOK%0A"
+    assert url_encode('a&b;c<d=e>f?g[h\\i]j^k`l{m|n}o"p%q') == (
+        "a%26b%3Bc%3Cd%3De%3Ef%3Fg%5Bh%5Ci%5Dj%5Ek%60l%7Bm%7Cn%7Do%22p%25q"
+    )
+    assert url_encode("Grüße\r\t") == "Gr%C3%BC%C3%9Fe%0D%09"
+    assert url_encode("/,.-_*!'()$~") == "/,.-_*!'()$~"
+
+
+def test_event_standard_headers() -> None:
+    async def ivr(c: RawIVR) -> Frame:
+        await c.start()
+        await c.execute("playback", "a.wav")
+        frames = await c.until("CHANNEL_EXECUTE_COMPLETE")
+        await c.command("exit")
+        return frames[-1]
+
+    _, frame = run(scenario(call(), ivr))
+    lines = frame.body_lines
+    assert lines[0] == "Event-Name: CHANNEL_EXECUTE_COMPLETE"
+    assert "FreeSWITCH-IPv6: %3A%3A1" in lines
+    assert any(line.startswith("Event-Date-Local: 20") and "%3A" in line for line in lines)
+    assert frame.event["Channel-Call-UUID"] == UUID
