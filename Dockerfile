@@ -14,9 +14,9 @@ RUN python -m venv /opt/convtrack
 WORKDIR /src
 # .dockerignore keeps tests, docs, deploy/ and local virtualenvs out of the context.
 COPY . .
-# A regular (not editable) install: the runtime stage needs no source tree. Every dependency
-# ships wheels for CPython 3.11 on amd64/arm64, so no compiler is needed here. The last command
-# proves the console script starts.
+# A regular (not editable) install: the runtime stage needs no source tree. No compiler needed:
+# the compiled dependencies (gevent, clickhouse-driver, pydantic-core) ship manylinux wheels for
+# CPython 3.11 and greenswitch is pure Python. The last command proves the console script starts.
 RUN /opt/convtrack/bin/pip install --upgrade pip \
  && /opt/convtrack/bin/pip install . \
  && /opt/convtrack/bin/convtrack --help > /dev/null
