@@ -64,6 +64,10 @@ def _same(a: float | None, b: float | None) -> bool:
 def compare(setup: Any, expected: dict[str, Any], reported: dict[str, Any]) -> list[str]:
     """Every figure that differs, named; empty when the report matches the tally."""
     differences: list[str] = []
+    aggregations = {
+        pid: {c["key"]: c.get("aggregations", []) for c in p.criteria}
+        for pid, p in setup.profiles.items()
+    }
     for profile_id, profile in setup.profiles.items():
         want_criteria = expected.get(profile_id, {})
         have_criteria = reported.get(profile_id, {})
@@ -74,14 +78,16 @@ def compare(setup: Any, expected: dict[str, Any], reported: dict[str, Any]) -> l
             if have is None:
                 differences.append(f"{where}: missing from the report")
                 continue
+            # The API reports the figures a criterion's aggregations ask for; count always.
+            chosen = {"count", *aggregations.get(profile_id, {}).get(key, [])}
             for figure in ("count", "error_rate", "success_rate", "sum", "max"):
-                if figure in ("success_rate",) and not want["distribution"]:
+                if figure not in chosen:
                     continue
                 if not _same(want[figure], have[figure]):
                     differences.append(
                         f"{where} {figure}: report {have[figure]}, tally {want[figure]}"
                     )
-            if want["distribution"] != have["distribution"]:
+            if "distribution" in chosen and want["distribution"] != have["distribution"]:
                 differences.append(
                     f"{where} distribution: report {have['distribution']}, "
                     f"tally {want['distribution']}"
