@@ -46,7 +46,8 @@ class Settings(BaseSettings):
         "redelivered messages (enough for crash/redelivery), or every message",
     )
     aggregator_fault: Literal["", "exit_after_insert"] = Field(
-        "", description="TEST ONLY: exit_after_insert makes the aggregator die between insert and ack"
+        "",
+        description="TEST ONLY: exit_after_insert makes the aggregator die between insert and ack",
     )
 
     # API.

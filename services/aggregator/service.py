@@ -104,17 +104,19 @@ class Aggregator:
             return
         try:
             js = nc.jetstream()
-            sub = await self._subscribe(js)
-            if sub is None:
+            if not await self._ensure_consumer(js):
                 return
+            puller = consumer.BatchPuller(nc, self.settings.aggregator_durable)
+            await puller.start()
             await self._probe_clickhouse()
             watchers = [
                 asyncio.create_task(self._watch_lag(js)),
                 asyncio.create_task(self._watch_clickhouse()),
             ]
             try:
-                await self._consume(js, sub)
+                await self._consume(js, puller)
             finally:
+                await puller.close()
                 for task in watchers:
                     task.cancel()
                 await asyncio.gather(*watchers, return_exceptions=True)
@@ -123,34 +125,54 @@ class Aggregator:
             self._executor.shutdown(wait=True)
             log.info("aggregator stopped")
 
-    async def _consume(self, js: JetStreamContext, sub: JetStreamContext.PullSubscription) -> None:
-        batch_size = self.settings.aggregator_batch_size
-        max_wait_s = self.settings.aggregator_max_wait_ms / 1000
-        while not self._stop.is_set():
-            try:
-                msgs = await sub.fetch(batch_size, timeout=max_wait_s)
-            except nats.errors.TimeoutError:
-                continue  # nothing arrived within max wait
-            except (NotFoundError, nats.errors.NoRespondersError) as exc:
-                log.warning("consumer gone, binding again", extra={"error": str(exc)})
-                self._subscribed = False
-                new_sub = await self._subscribe(js)
-                if new_sub is None:
-                    return
-                sub = new_sub
-                continue
-            except (nats.errors.Error, OSError) as exc:
-                # Disconnected or reconnecting: the client reconnects by itself.
-                log.warning("fetch failed", extra={"error": repr(exc)})
-                await self._sleep_unless_stopped(0.5)
-                continue
-            if msgs:
-                self.metrics.pending.set(msgs[-1].metadata.num_pending)
-                await self._handle_batch(js, msgs)
+    async def _consume(self, js: JetStreamContext, puller: consumer.BatchPuller) -> None:
+        """Fetch batch N+1 while batch N is written, so that the network, validation and
+        ClickHouse work overlap. Writes stay one at a time: batch N+1's check for stored ids
+        runs after batch N's insert."""
+        in_flight: asyncio.Task[None] | None = None
+        try:
+            while not self._stop.is_set():
+                msgs = await self._fetch(js, puller)
+                if in_flight is not None:
+                    await self._wait_keeping(in_flight, msgs)
+                    in_flight = None
+                if msgs:
+                    in_flight = asyncio.create_task(self._handle_batch(js, msgs))
+        finally:
+            if in_flight is not None:
+                await in_flight  # the batch in flight is finished and acked before exit
+
+    async def _fetch(self, js: JetStreamContext, puller: consumer.BatchPuller) -> list[Msg]:
+        try:
+            return await puller.fetch(
+                self.settings.aggregator_batch_size, self.settings.aggregator_max_wait_ms / 1000
+            )
+        except consumer.ConsumerGone:
+            log.warning("consumer missing, creating it again")
+            self._subscribed = False
+            await self._ensure_consumer(js)
+        except (nats.errors.Error, OSError) as exc:
+            # Disconnected or reconnecting: the client reconnects by itself.
+            log.warning("fetch failed", extra={"error": repr(exc)})
+            await self._sleep_unless_stopped(0.5)
+        return []
+
+    async def _wait_keeping(self, task: asyncio.Task[None], msgs: list[Msg]) -> None:
+        """Wait for the batch in flight; meanwhile keep the next batch from being redelivered
+        (a write retried for minutes would otherwise outlast its ack wait)."""
+        if not msgs:
+            await task
+            return
+        keepalive = asyncio.create_task(self._keep_in_progress(msgs))
+        try:
+            await task
+        finally:
+            keepalive.cancel()
 
     # -- one batch -----------------------------------------------------------------------------
     async def _handle_batch(self, js: JetStreamContext, msgs: list[Msg]) -> None:
         self.metrics.batch_size.observe(len(msgs))
+        self.metrics.pending.set(msgs[-1].metadata.num_pending)
         valid: list[tuple[Msg, Event]] = []
         rejected: list[tuple[Msg, Rejected]] = []
         for msg in msgs:
@@ -193,7 +215,7 @@ class Aggregator:
                 continue
             seen.add(key)
             events.append(event)
-            if msg.metadata.num_delivered > 1:
+            if consumer.delivery_count(msg) > 1:
                 redelivered.add(key)
         if dropped := len(valid) - len(events):
             self.metrics.duplicates.labels("batch").inc(dropped)
@@ -305,21 +327,22 @@ class Aggregator:
             delay = min(delay * 2, BACKOFF_MAX_S)
         return None
 
-    async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription | None:
+    async def _ensure_consumer(self, js: JetStreamContext) -> bool:
+        """Create/update the durable consumer, retrying; False when stopped before it worked."""
         delay = BACKOFF_START_S
         while not self._stop.is_set():
             try:
-                sub = await consumer.subscribe(js, self.settings)
+                await consumer.ensure_consumer(js, self.settings)
                 self._subscribed = True
-                log.info("consumer bound", extra={"durable": self.settings.aggregator_durable})
-                return sub
+                log.info("consumer ready", extra={"durable": self.settings.aggregator_durable})
+                return True
             except NotFoundError:
                 log.error("stream CT_EVENTS not found: run `convtrack migrate`; retrying")
             except (APIError, nats.errors.Error, OSError) as exc:
                 log.warning("binding the consumer failed, retrying", extra={"error": repr(exc)})
             await self._sleep_unless_stopped(delay)
             delay = min(delay * 2, BACKOFF_MAX_S)
-        return None
+        return False
 
     async def _watch_lag(self, js: JetStreamContext) -> None:
         while True:
