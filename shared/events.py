@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.domain import AnswerStatus, SurveyStatus
 from shared.ids import Digits, ObjectId, TenantId
@@ -29,12 +29,15 @@ class _Event(BaseModel):
     caller: str = Field("", max_length=64)
     agent: str = Field("", max_length=64)
 
-    @field_validator("*", mode="before")
+    # One pass over the raw fields (a per-field validator cost ~20% of decode time).
+    @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, value: object) -> object:
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("NUL characters are not allowed")
-        return value
+    def _no_nul(cls, data: object) -> object:
+        if isinstance(data, dict):
+            bad = [k for k, v in data.items() if isinstance(v, str) and "\x00" in v]
+            if bad:
+                raise ValueError(f"NUL characters are not allowed in {', '.join(map(str, bad))}")
+        return data
 
 
 def _utc(value: datetime) -> datetime:
