@@ -145,7 +145,7 @@ class Demo:
         end = datetime.now(UTC) + timedelta(days=1)
         reported = self._wait_for_report(api, setup, expected, start, end)
         print_report(setup, reported)
-        answers = sum(tally["answers"].values())
+        answers = sum(result.tally.answers.values())
         if self.args.exit:
             differences = compare(setup, expected, reported)
             if tally.get("errors"):

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from shared.domain import AnswerStatus, SurveyStatus
 from shared.ids import Digits, ObjectId, TenantId
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 
 class _Event(BaseModel):
