@@ -9,7 +9,9 @@ keys), so about ``level`` surveys run at once during the steady part of a run.
 
 Figures per level:
 - turnaround p50/p99: simulator side, a CHANNEL_EXECUTE_COMPLETE written -> the IVR's next
-  command read (the IVR's reaction time, including both event loops and the loopback TCP)
+  command read (the IVR's reaction time, including both event loops and the loopback TCP);
+  next to it the IVR's own share (ct_ivr_reaction_seconds: completion read -> next command
+  written), as the upper bound of its histogram bucket
 - surveys/s over the run, peak concurrent surveys (the IVR's own gauge)
 - CPU seconds per survey (user+system of the IVR process from /proc), peak IVR RSS
 - answers lost: answers the simulator saw minus answer events in JetStream (must be 0)
@@ -38,39 +40,61 @@ from typing import Any
 
 import nats
 
-from shared import nats_names as names
-from shared.domain import StoredAssignment, StoredProfile
-from shared.nats_bootstrap import bootstrap_url
-from shared.stack import LocalStack, free_port
-from simulator import CallResult, CallSpec, SimConfig, run_call
-from simulator.tally import percentile
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the checkout's packages, simulator included
+    sys.path.insert(0, str(ROOT))
+
+from shared import nats_names as names  # noqa: E402
+from shared.domain import StoredAssignment, StoredProfile  # noqa: E402
+from shared.nats_bootstrap import bootstrap_url  # noqa: E402
+from shared.stack import LocalStack, free_port  # noqa: E402
+from simulator import CallResult, CallSpec, SimConfig, run_call  # noqa: E402
+from simulator.tally import percentile  # noqa: E402
 
 LEVELS = (100, 500, 1000)
 GENERATIONS = 2  # calls per level = level x GENERATIONS; the first generation is the ramp
 TIMING = 0.5  # simulator time scale: "compressed human timing"
 NUMBER = "+493012345678"
 GOALS = {"concurrent": 1000, "turnaround_p99_ms": 20.0, "answers_lost": 0}
-ROOT = Path(__file__).resolve().parent.parent
 
-YES_NO = {"name": "Erfolg", "entries": [
-    {"code": "1", "label": "ERFOLGREICH", "success": True}, {"code": "2", "label": "NEIN"}]}
-GRADES = {"name": "Noten", "entries": [
-    {"code": str(i), "label": f"Note {i}", "value": i} for i in range(1, 7)]}
+YES_NO = {
+    "name": "Erfolg",
+    "entries": [
+        {"code": "1", "label": "ERFOLGREICH", "success": True},
+        {"code": "2", "label": "NEIN"},
+    ],
+}
+GRADES = {
+    "name": "Noten",
+    "entries": [{"code": str(i), "label": f"Note {i}", "value": i} for i in range(1, 7)],
+}
 
 
 def profile_doc() -> StoredProfile:
     now = datetime.now(UTC)
-    return StoredProfile.model_validate({
-        "id": "bench", "tenant_id": "bench", "created_at": now, "updated_at": now,
-        "name": "Bench", "prompts": {"welcome": {"text": "Willkommen"},
-                                     "goodbye": {"text": "Danke"}},
-        "criteria": [
-            {"key": "success", "label": "Erfolg", "input": {"type": "code", "code_map": YES_NO}},
-            {"key": "grade", "label": "Note", "input": {"type": "code", "code_map": GRADES}},
-            {"key": "order_value", "label": "Wert",
-             "input": {"type": "number", "min_digits": 1, "max_digits": 6}},
-        ],
-    })
+    return StoredProfile.model_validate(
+        {
+            "id": "bench",
+            "tenant_id": "bench",
+            "created_at": now,
+            "updated_at": now,
+            "name": "Bench",
+            "prompts": {"welcome": {"text": "Willkommen"}, "goodbye": {"text": "Danke"}},
+            "criteria": [
+                {
+                    "key": "success",
+                    "label": "Erfolg",
+                    "input": {"type": "code", "code_map": YES_NO},
+                },
+                {"key": "grade", "label": "Note", "input": {"type": "code", "code_map": GRADES}},
+                {
+                    "key": "order_value",
+                    "label": "Wert",
+                    "input": {"type": "number", "min_digits": 1, "max_digits": 6},
+                },
+            ],
+        }
+    )
 
 
 async def configure(url: str) -> None:
@@ -79,11 +103,14 @@ async def configure(url: str) -> None:
     js = nc.jetstream()
     prof = profile_doc()
     await (await js.key_value(names.KV_PROFILES)).put(
-        names.kv_key("bench", "bench"), prof.model_dump_json().encode())
-    assign = StoredAssignment(tenant_id="bench", number=NUMBER, profile_id="bench",
-                              updated_at=datetime.now(UTC))
+        names.kv_key("bench", "bench"), prof.model_dump_json().encode()
+    )
+    assign = StoredAssignment(
+        tenant_id="bench", number=NUMBER, profile_id="bench", updated_at=datetime.now(UTC)
+    )
     await (await js.key_value(names.KV_NUMBERS)).put(
-        names.number_key("bench", NUMBER), assign.model_dump_json().encode())
+        names.number_key("bench", NUMBER), assign.model_dump_json().encode()
+    )
     await nc.close()
 
 
@@ -99,13 +126,22 @@ async def stream_messages(url: str, subject: str) -> int:
 class Ivr:
     def __init__(self, nats_url: str, log: Path) -> None:
         self.port, self.metrics_port = free_port(), free_port()
-        env = {**os.environ, "CT_NATS_URL": nats_url, "CT_LOG_LEVEL": "WARNING",
-               "CT_IVR_LISTEN": f"127.0.0.1:{self.port}",
-               "CT_IVR_METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}",
-               "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "CT_NATS_URL": nats_url,
+            "CT_LOG_LEVEL": "WARNING",
+            "CT_IVR_LISTEN": f"127.0.0.1:{self.port}",
+            "CT_IVR_METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}",
+            "PYTHONPATH": str(ROOT),
+        }
         self._log = open(log, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "convtrack", "ivr"], cwd=ROOT,
-                                     env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "convtrack", "ivr"],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
 
     def metric(self, name: str) -> float:
         try:
@@ -117,6 +153,20 @@ class Ivr:
         except OSError:
             pass
         return 0.0
+
+    def reaction_buckets(self) -> dict[float, float]:
+        """Cumulative counts of ct_ivr_reaction_seconds by upper bound (seconds)."""
+        out: dict[float, float] = {}
+        try:
+            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=2) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith("ct_ivr_reaction_seconds_bucket{"):
+                        le = line.split('le="', 1)[1].split('"', 1)[0]
+                        out[float(le)] = float(line.split()[-1])
+        except OSError:
+            pass
+        return out
 
     def ready(self) -> bool:
         try:
@@ -157,7 +207,11 @@ async def drive(level: int, address: str, seed: int) -> tuple[list[CallResult], 
     n = level * GENERATIONS
     calls = []
     for i in range(n):
-        keys = [rng.choice("12"), str(rng.randint(1, 6)), f"{rng.randint(1, 99999)}#"]
+        keys: list[str | list[str]] = [
+            rng.choice("12"),
+            str(rng.randint(1, 6)),
+            f"{rng.randint(1, 99999)}#",
+        ]
         pace = dataclasses.replace(base, timing=TIMING * rng.uniform(0.8, 1.2))
         # Arrivals at a constant rate: `level` calls per survey length keeps ~level running.
         calls.append((i * length / level, CallSpec(number=NUMBER, keys=keys), pace))
@@ -171,17 +225,28 @@ async def drive(level: int, address: str, seed: int) -> tuple[list[CallResult], 
     return list(results), time.perf_counter() - started
 
 
+def bucket_p99_ms(cumulative: dict[float, float]) -> float:
+    """Upper bound of the histogram bucket holding the 99th percentile."""
+    total = cumulative.get(float("inf"), 0.0)
+    for le in sorted(cumulative):
+        if total and cumulative[le] >= 0.99 * total:
+            return round(le * 1000, 1)
+    return 0.0
+
+
 def run_level(level: int, ivr: Ivr, nats_url: str) -> dict[str, Any]:
     before_answers = asyncio.run(stream_messages(nats_url, f"{names.ANSWERS_SUBJECT_PREFIX}.*"))
-    cpu0 = ivr.cpu_s()
+    cpu0, sim0, react0 = ivr.cpu_s(), os.times(), ivr.reaction_buckets()
     peak = {"active": 0.0, "rss": ivr.rss_mb()}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
+            # /metrics once a second only: rendering it takes the IVR's GIL for a moment.
             peak["active"] = max(peak["active"], ivr.metric("ct_ivr_active_surveys"))
-            peak["rss"] = max(peak["rss"], ivr.rss_mb())
-            time.sleep(0.2)
+            for _ in range(5):
+                peak["rss"] = max(peak["rss"], ivr.rss_mb())
+                time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -189,9 +254,12 @@ def run_level(level: int, ivr: Ivr, nats_url: str) -> dict[str, Any]:
     stop.set()
     sampler.join()
     cpu = ivr.cpu_s() - cpu0
+    sim1 = os.times()
+    sim_cpu = (sim1.user - sim0.user) + (sim1.system - sim0.system)
     deadline = time.monotonic() + 30
     while ivr.metric("ct_ivr_buffer_depth") > 0 and time.monotonic() < deadline:
         time.sleep(0.1)
+    react = {le: n - react0.get(le, 0.0) for le, n in ivr.reaction_buckets().items()}
     seen = sum(len(r.criteria) for r in results)
     after = asyncio.run(stream_messages(nats_url, f"{names.ANSWERS_SUBJECT_PREFIX}.*"))
     turn = [t * 1000 for r in results for t in r.turnarounds]
@@ -202,8 +270,10 @@ def run_level(level: int, ivr: Ivr, nats_url: str) -> dict[str, Any]:
         "peak_concurrent": int(peak["active"]),
         "turnaround_p50_ms": round(percentile(turn, 50), 2),
         "turnaround_p99_ms": round(percentile(turn, 99), 2),
+        "ivr_reaction_p99_ms": bucket_p99_ms(react),
         "surveys_per_s": round(len(results) / wall, 1),
         "cpu_ms_per_survey": round(cpu / len(results) * 1000, 2),
+        "sim_cpu_ms_per_survey": round(sim_cpu / len(results) * 1000, 2),
         "ivr_rss_mb": round(peak["rss"], 1),
         "answers_expected": seen,
         "answers_lost": seen - (after - before_answers),
@@ -247,15 +317,30 @@ def main() -> int:
     return 0
 
 
-COLUMNS = ("level", "calls", "errors", "peak_concurrent", "turnaround_p50_ms",
-           "turnaround_p99_ms", "surveys_per_s", "cpu_ms_per_survey", "ivr_rss_mb",
-           "answers_lost", "wall_s")
+# (figure, column heading)
+COLUMNS = (
+    ("level", "level"),
+    ("calls", "calls"),
+    ("errors", "errors"),
+    ("peak_concurrent", "peak"),
+    ("turnaround_p50_ms", "p50 ms"),
+    ("turnaround_p99_ms", "p99 ms"),
+    ("ivr_reaction_p99_ms", "IVR own p99 ms<="),
+    ("surveys_per_s", "surveys/s"),
+    ("cpu_ms_per_survey", "IVR cpu ms/survey"),
+    ("sim_cpu_ms_per_survey", "sim cpu ms/survey"),
+    ("ivr_rss_mb", "IVR RSS MB"),
+    ("answers_lost", "lost"),
+    ("wall_s", "wall s"),
+)
 
 
 def print_row(row: dict[str, Any], header: bool) -> None:
+    widths = [max(len(h), 7) for _, h in COLUMNS]
     if header:
-        print(" ".join(f"{c:>18}" for c in COLUMNS))
-    print(" ".join(f"{row[c]!s:>18}" for c in COLUMNS), flush=True)
+        print("  ".join(h.rjust(w) for (_, h), w in zip(COLUMNS, widths, strict=True)))
+    cells = (str(row[k]).rjust(w) for (k, _), w in zip(COLUMNS, widths, strict=True))
+    print("  ".join(cells), flush=True)
 
 
 if __name__ == "__main__":

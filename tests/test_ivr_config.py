@@ -56,12 +56,20 @@ def test_resolves_assignment_pool_and_unknown(nats_url: str, index: ConfigIndex)
 
 
 def test_number_assignment_wins_over_pool(nats_url: str, index: ConfigIndex) -> None:
-    kv_put(nats_url, code_map(), profile(profile_id="p1"), profile(profile_id="p2"),
-           pool("acme", "pool-a", ["+493022200"], "p1"))
+    kv_put(
+        nats_url,
+        code_map(),
+        profile(profile_id="p1"),
+        profile(profile_id="p2"),
+        pool("acme", "pool-a", ["+493022200"], "p1"),
+    )
     wait_for(lambda: index.resolve("+493022200").profile_id == "p1", 5, what="pool profile")
     kv_put(nats_url, assignment("acme", "+493022200", "p2"))
-    got = wait_for(lambda: (r := index.resolve("+493022200")).profile_id == "p2" and r, 1.0,
-                   what="assignment within 1 s")
+    got = wait_for(
+        lambda: (r := index.resolve("+493022200")).profile_id == "p2" and r,
+        1.0,
+        what="assignment within 1 s",
+    )
     assert got.pool_id == "pool-a"  # still reported per pool
     kv_delete(nats_url, names.KV_NUMBERS, names.number_key("acme", "+493022200"))
     wait_for(lambda: index.resolve("+493022200").profile_id == "p1", 1.0, what="delete")
@@ -72,10 +80,17 @@ def test_edit_applies_within_one_second(nats_url: str, index: ConfigIndex) -> No
     first = wait_for(lambda: index.resolve("+493011100").profile, 5, what="profile")
     assert len(first.criteria) == 3
     t0 = time.monotonic()
-    (rev,) = kv_put(nats_url, profile(criteria=[
-        {"key": "only", "label": "Nur", "input": {"type": "code", "code_map_id": "grades"}}]))
-    edited = wait_for(lambda: index.resolve("+493011100").revision == rev, 1.0, 0.01,
-                      "edit within 1 s")
+    (rev,) = kv_put(
+        nats_url,
+        profile(
+            criteria=[
+                {"key": "only", "label": "Nur", "input": {"type": "code", "code_map_id": "grades"}}
+            ]
+        ),
+    )
+    edited = wait_for(
+        lambda: index.resolve("+493011100").revision == rev, 1.0, 0.01, "edit within 1 s"
+    )
     assert edited
     assert time.monotonic() - t0 < 1.5
     assert [c.key for c in index.resolve("+493011100").profile.criteria] == ["only"]  # type: ignore[union-attr]

@@ -22,19 +22,22 @@ def plain_event(lines: list[str], body: str = "") -> bytes:
     return b"Content-Length: %d\nContent-Type: text/event-plain\n\n" % len(raw) + raw
 
 
-COMPLETE = plain_event([
-    "Event-Name: CHANNEL_EXECUTE_COMPLETE",
-    "Unique-ID: u1",
-    "Application: play_and_get_digits",
-    "Application-UUID: a1",
-    "variable_ct_in_q: 4200",
-    "variable_sip_to: %3Csip%3A1001%40example.org%3E",
-])
+COMPLETE = plain_event(
+    [
+        "Event-Name: CHANNEL_EXECUTE_COMPLETE",
+        "Unique-ID: u1",
+        "Application: play_and_get_digits",
+        "Application-UUID: a1",
+        "variable_ct_in_q: 4200",
+        "variable_sip_to: %3Csip%3A1001%40example.org%3E",
+    ]
+)
 
 
 def test_whole_and_split_frames_give_the_same_result() -> None:
     stream = (
-        b"Content-Type: command/reply\nReply-Text: +OK\n\n" + COMPLETE
+        b"Content-Type: command/reply\nReply-Text: +OK\n\n"
+        + COMPLETE
         + b"Content-Type: text/disconnect-notice\nContent-Disposition: linger\n"
         b"Content-Length: 0\n\n"
     )
@@ -45,7 +48,10 @@ def test_whole_and_split_frames_give_the_same_result() -> None:
         split += parser.feed(stream[i : i + 1])
     assert [f.headers for f in whole] == [f.headers for f in split]
     assert [f.content_type for f in whole] == [
-        "command/reply", "text/event-plain", "text/disconnect-notice"]
+        "command/reply",
+        "text/event-plain",
+        "text/disconnect-notice",
+    ]
     event = parse_plain_event(whole[1].body)
     assert event.headers["variable_ct_in_q"] == "4200"
     assert event.headers["variable_sip_to"] == "<sip:1001@example.org>"
@@ -63,8 +69,9 @@ def test_encoded_newline_does_not_forge_a_header() -> None:
 
 def test_event_body_is_kept_apart_from_inner_content_length() -> None:
     body = "+OK done\n"
-    frame = FrameParser().feed(plain_event(
-        ["Event-Name: BACKGROUND_JOB", "Job-UUID: j"], body=body))[0]
+    frame = FrameParser().feed(
+        plain_event(["Event-Name: BACKGROUND_JOB", "Job-UUID: j"], body=body)
+    )[0]
     event = parse_plain_event(frame.body)
     assert event.headers["Content-Length"] == str(len(body))
     assert event.body == body

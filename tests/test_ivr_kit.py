@@ -27,22 +27,34 @@ from shared.domain import StoredAssignment, StoredCodeMap, StoredPool, StoredPro
 from shared.stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# The simulator package can be newer than an editable install made before it existed
+# (docs/simulator.md); importing it from the checkout keeps these tests independent of that.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
 
-YES_NO = {"name": "Erfolg", "entries": [
-    {"code": "1", "label": "ERFOLGREICH", "value": 1, "success": True},
-    {"code": "2", "label": "NICHT ERFOLGREICH", "value": 0},
-]}
-GRADES = {"name": "Schulnoten", "entries": [
-    {"code": str(i), "label": label, "value": i}
-    for i, label in enumerate(
-        ["sehr gut", "gut", "befriedigend", "ausreichend", "mangelhaft", "ungenügend"], start=1)
-]}
+YES_NO = {
+    "name": "Erfolg",
+    "entries": [
+        {"code": "1", "label": "ERFOLGREICH", "value": 1, "success": True},
+        {"code": "2", "label": "NICHT ERFOLGREICH", "value": 0},
+    ],
+}
+GRADES = {
+    "name": "Schulnoten",
+    "entries": [
+        {"code": str(i), "label": label, "value": i}
+        for i, label in enumerate(
+            ["sehr gut", "gut", "befriedigend", "ausreichend", "mangelhaft", "ungenügend"], start=1
+        )
+    ],
+}
 
 
-def wait_for(check: Callable[[], T], timeout: float = 10.0, every: float = 0.05,
-             what: str = "condition") -> T:
+def wait_for(
+    check: Callable[[], T], timeout: float = 10.0, every: float = 0.05, what: str = "condition"
+) -> T:
     """Bounded polling: the truthy result of ``check`` or AssertionError after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -56,44 +68,81 @@ def wait_for(check: Callable[[], T], timeout: float = 10.0, every: float = 0.05,
 
 # -- configuration in KV --------------------------------------------------------------------
 def profile(
-    tenant: str = "acme", profile_id: str = "p1", criteria: list[dict[str, Any]] | None = None,
+    tenant: str = "acme",
+    profile_id: str = "p1",
+    criteria: list[dict[str, Any]] | None = None,
     **extra: Any,
 ) -> StoredProfile:
     if criteria is None:
         criteria = [
-            {"key": "success", "label": "Erfolg", "tries": 3, "timeout_ms": 1000,
-             "input": {"type": "code", "code_map": YES_NO},
-             "aggregations": ["count", "success_rate"]},
-            {"key": "grade", "label": "Note", "tries": 2, "timeout_ms": 1000,
-             "input": {"type": "code", "code_map_id": "grades"},
-             "aggregations": ["count", "distribution"]},
-            {"key": "order_value", "label": "Auftragswert", "tries": 2, "timeout_ms": 1000,
-             "input": {"type": "number", "min_digits": 1, "max_digits": 6},
-             "aggregations": ["count", "sum", "max"]},
+            {
+                "key": "success",
+                "label": "Erfolg",
+                "tries": 3,
+                "timeout_ms": 1000,
+                "input": {"type": "code", "code_map": YES_NO},
+                "aggregations": ["count", "success_rate"],
+            },
+            {
+                "key": "grade",
+                "label": "Note",
+                "tries": 2,
+                "timeout_ms": 1000,
+                "input": {"type": "code", "code_map_id": "grades"},
+                "aggregations": ["count", "distribution"],
+            },
+            {
+                "key": "order_value",
+                "label": "Auftragswert",
+                "tries": 2,
+                "timeout_ms": 1000,
+                "input": {"type": "number", "min_digits": 1, "max_digits": 6},
+                "aggregations": ["count", "sum", "max"],
+            },
         ]
-    doc = {"id": profile_id, "tenant_id": tenant, "created_at": NOW, "updated_at": NOW,
-           "name": "Nachbefragung", "criteria": criteria,
-           "prompts": {"welcome": {"text": "Willkommen"}, "goodbye": {"text": "Danke"}}}
+    doc = {
+        "id": profile_id,
+        "tenant_id": tenant,
+        "created_at": NOW,
+        "updated_at": NOW,
+        "name": "Nachbefragung",
+        "criteria": criteria,
+        "prompts": {"welcome": {"text": "Willkommen"}, "goodbye": {"text": "Danke"}},
+    }
     doc.update(extra)
     return StoredProfile.model_validate(doc)
 
 
-def code_map(tenant: str = "acme", code_map_id: str = "grades",
-             body: dict[str, Any] | None = None) -> StoredCodeMap:
+def code_map(
+    tenant: str = "acme", code_map_id: str = "grades", body: dict[str, Any] | None = None
+) -> StoredCodeMap:
     return StoredCodeMap.model_validate(
-        {"id": code_map_id, "tenant_id": tenant, "created_at": NOW, "updated_at": NOW,
-         **(body or GRADES)})
+        {
+            "id": code_map_id,
+            "tenant_id": tenant,
+            "created_at": NOW,
+            "updated_at": NOW,
+            **(body or GRADES),
+        }
+    )
 
 
 def pool(tenant: str, pool_id: str, numbers: list[str], profile_id: str | None) -> StoredPool:
     return StoredPool.model_validate(
-        {"id": pool_id, "tenant_id": tenant, "created_at": NOW, "updated_at": NOW,
-         "name": pool_id, "numbers": numbers, "profile_id": profile_id})
+        {
+            "id": pool_id,
+            "tenant_id": tenant,
+            "created_at": NOW,
+            "updated_at": NOW,
+            "name": pool_id,
+            "numbers": numbers,
+            "profile_id": profile_id,
+        }
+    )
 
 
 def assignment(tenant: str, number: str, profile_id: str) -> StoredAssignment:
-    return StoredAssignment(tenant_id=tenant, number=number, profile_id=profile_id,
-                            updated_at=NOW)
+    return StoredAssignment(tenant_id=tenant, number=number, profile_id=profile_id, updated_at=NOW)
 
 
 def kv_key_of(obj: BaseModel) -> tuple[str, str]:
@@ -158,17 +207,19 @@ async def _events(url: str, subject: str) -> list[dict[str, Any]]:
     nc = await nats.connect(url, connect_timeout=3)
     try:
         js = nc.jetstream()
-        info = await js.stream_info(names.EVENTS_STREAM)
+        info = await js.stream_info(names.EVENTS_STREAM, subjects_filter=subject)
+        total = sum((info.state.subjects or {}).values())
         out: list[dict[str, Any]] = []
-        if info.state.messages == 0:
+        if total == 0:
             return out
         sub = await js.pull_subscribe(subject, stream=names.EVENTS_STREAM)
+        deadline = time.monotonic() + 20
         try:
-            while True:
+            while len(out) < total and time.monotonic() < deadline:
                 try:
-                    msgs = await sub.fetch(500, timeout=0.5)
-                except nats.errors.TimeoutError:
-                    break
+                    msgs = await sub.fetch(min(500, total - len(out)), timeout=1)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    continue
                 for m in msgs:
                     doc = json.loads(m.data)
                     doc["_msg_id"] = (m.headers or {}).get("Nats-Msg-Id")
@@ -224,8 +275,11 @@ class IvrProcess:
     def start(self, wait_ready: bool = True) -> IvrProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "convtrack", "ivr"], cwd=ROOT, env=self.env,
-            stdout=self._log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "convtrack", "ivr"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         if wait_ready:
             wait_for(self.ready, 20, 0.1, "IVR /readyz")

@@ -37,8 +37,7 @@ def unquote_tokens(tokens: list[str]) -> list[str]:
 
 
 def test_render_has_eleven_tokens_and_never_none() -> None:
-    args = PagdArgs(1, 1, 3, 5000, "#", "say:Wie war das Gespräch?", "", "ct_in_q", "^(1|2)$",
-                    5000)
+    args = PagdArgs(1, 1, 3, 5000, "#", "say:Wie war das Gespräch?", "", "ct_in_q", "^(1|2)$", 5000)
     rendered = args.render()
     tokens = unquote_tokens(fs_split(rendered))
     assert len(tokens) == 11
@@ -105,15 +104,29 @@ def _profile(**criterion: object) -> StoredProfile:
     base: dict[str, object] = {
         "key": "q",
         "label": "Erfolg",
-        "input": {"type": "code", "code_map": {"name": "yn", "entries": [
-            {"code": "1", "label": "ja", "success": True}, {"code": "2", "label": "nein"}]}},
+        "input": {
+            "type": "code",
+            "code_map": {
+                "name": "yn",
+                "entries": [
+                    {"code": "1", "label": "ja", "success": True},
+                    {"code": "2", "label": "nein"},
+                ],
+            },
+        },
     }
     base.update(criterion)
-    return StoredProfile.model_validate({
-        "id": "p1", "tenant_id": "acme", "created_at": NOW, "updated_at": NOW,
-        "name": "P", "criteria": [base],
-        "prompts": {"welcome": {"text": "Hallo"}, "goodbye": {"prompt_id": "bye"}},
-    })
+    return StoredProfile.model_validate(
+        {
+            "id": "p1",
+            "tenant_id": "acme",
+            "created_at": NOW,
+            "updated_at": NOW,
+            "name": "P",
+            "criteria": [base],
+            "prompts": {"welcome": {"text": "Hallo"}, "goodbye": {"prompt_id": "bye"}},
+        }
+    )
 
 
 def test_plan_for_code_map_and_prompts() -> None:
@@ -129,17 +142,25 @@ def test_plan_for_code_map_and_prompts() -> None:
 
 
 def test_plan_with_code_map_reference() -> None:
-    cm = StoredCodeMap.model_validate({
-        "id": "grades", "tenant_id": "acme", "created_at": NOW, "updated_at": NOW,
-        "name": "g", "entries": [{"code": str(i), "label": f"g{i}"} for i in range(1, 7)]})
+    cm = StoredCodeMap.model_validate(
+        {
+            "id": "grades",
+            "tenant_id": "acme",
+            "created_at": NOW,
+            "updated_at": NOW,
+            "name": "g",
+            "entries": [{"code": str(i), "label": f"g{i}"} for i in range(1, 7)],
+        }
+    )
     profile = _profile(input={"type": "code", "code_map_id": "grades"})
     plan = build_plan(profile, 1, {"grades": cm}, PromptResolver("", "k"))
     assert plan.criteria[0].pagd.regex == "^(1|2|3|4|5|6)$"
 
 
 def test_plan_number_input() -> None:
-    profile = _profile(input={"type": "number", "min_digits": 1, "max_digits": 6},
-                       aggregations=["sum"])
+    profile = _profile(
+        input={"type": "number", "min_digits": 1, "max_digits": 6}, aggregations=["sum"]
+    )
     c = build_plan(profile, 1, {}, PromptResolver("", "k")).criteria[0]
     assert (c.pagd.min_digits, c.pagd.max_digits, c.pagd.terminators) == (1, 6, "#")
     assert c.pagd.regex == "^[0-9]{1,6}$"

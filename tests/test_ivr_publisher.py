@@ -22,9 +22,18 @@ from shared.stack import LocalStack
 def answer(i: int) -> AnswerEvent:
     call = f"call-{i}"
     return AnswerEvent(
-        tenant_id="acme", call_uuid=call, profile_id="p1", profile_version=1,
-        answer_id=answer_id(call, "q"), survey_id=survey_id(call), criterion_key="q",
-        digits="1", code="1", label="ja", status="ok", attempts=1,
+        tenant_id="acme",
+        call_uuid=call,
+        profile_id="p1",
+        profile_version=1,
+        answer_id=answer_id(call, "q"),
+        survey_id=survey_id(call),
+        criterion_key="q",
+        digits="1",
+        code="1",
+        label="ja",
+        status="ok",
+        attempts=1,
         answered_at=datetime.now(UTC),
     )
 
@@ -67,8 +76,7 @@ def test_publishes_with_msg_id(nats_url: str, rig: Rig) -> None:
     assert rig.metrics.published.labels("answer")._value.get() == 200
 
 
-def test_nats_down_then_back_loses_nothing(nats_stack: LocalStack, nats_url: str,
-                                           rig: Rig) -> None:
+def test_nats_down_then_back_loses_nothing(nats_stack: LocalStack, nats_url: str, rig: Rig) -> None:
     for i in range(50):
         rig.publisher.submit(answer(i))
     assert rig.publisher.wait_empty(10)
@@ -95,8 +103,9 @@ def test_retried_publish_is_deduplicated(nats_url: str, rig: Rig) -> None:
     assert rig.metrics.duplicates._value.get() == 1
 
 
-def test_overflow_is_counted_and_logged(nats_stack: LocalStack, nats_url: str,
-                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_overflow_is_counted_and_logged(
+    nats_stack: LocalStack, nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     nats_stack.stop_nats(kill=True)
     r = Rig(nats_url, capacity=5)
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -44,7 +45,7 @@ class Headers(dict[str, str]):
         value = dict.__getitem__(self, key)
         return unquote(value) if "%" in value else value
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         value = dict.get(self, key)
         if value is None:
             return default
@@ -70,7 +71,7 @@ class Frame:
 class Event:
     """An event's own headers (from an event-plain or event-json body) and optional body."""
 
-    headers: dict[str, str] = field(default_factory=Headers)
+    headers: Mapping[str, str] = field(default_factory=Headers)
     body: str = ""
 
     @property
@@ -115,20 +116,70 @@ def event_name_of(body: str) -> str:
     return body[12:end].rstrip("\r") if end >= 0 else body[12:].rstrip("\r")
 
 
+def find_header(text: str, name: str) -> str | None:
+    """The value of the first ``name`` line in a header block, URL-decoded, without parsing the
+    block: a C-speed search for the line start. Lines are still split before decoding (an
+    encoded ``%0A`` never starts a line), so this agrees with :func:`parse_header_lines` for
+    every value FreeSWITCH URL-encodes (all of them)."""
+    key = name + ": "
+    if text.startswith(key):
+        start = len(key)
+    else:
+        at = text.find("\n" + key)
+        if at < 0:
+            return None
+        start = at + 1 + len(key)
+    end = text.find("\n", start)
+    value = text[start:] if end < 0 else text[start:end]
+    if value.endswith("\r"):
+        value = value[:-1]
+    return unquote(value) if "%" in value else value
+
+
+class LazyHeaders(Mapping[str, str]):
+    """An event's header block, read on demand: looking up one header costs a string search;
+    iterating parses the whole block once. An event carries about a hundred headers (all
+    channel variables) and the IVR reads five, so this keeps the hub's time per event small."""
+
+    __slots__ = ("_full", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._full: Headers | None = None
+
+    def _parsed(self) -> Headers:
+        if self._full is None:
+            self._full = parse_header_lines(self._text)
+        return self._full
+
+    def __getitem__(self, key: str) -> str:
+        value = find_header(self._text, key) if self._full is None else self._full.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (
+            find_header(self._text, key) is not None if self._full is None else key in self._full
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+
 def parse_plain_event(body: str) -> Event:
     """An event-plain body: header lines, optionally ``Content-Length`` + a blank line + body."""
     match = _INNER_END.search(body)
     if match is None:
-        return Event(parse_header_lines(body))
-    headers = parse_header_lines(body[: match.start()])
-    inner = body[match.end() :]
-    if "Content-Length" not in headers and inner.strip():
+        return Event(LazyHeaders(body))
+    head, inner = body[: match.start()], body[match.end() :]
+    if inner.strip() and find_header(head, "Content-Length") is None:
         # No inner body announced: what follows a stray blank line is more headers.
-        for key, value in parse_header_lines(inner).items():
-            if key not in headers:
-                dict.__setitem__(headers, key, value)
-        inner = ""
-    return Event(headers, inner)
+        return Event(LazyHeaders(head + "\n" + inner))
+    return Event(LazyHeaders(head), inner)
 
 
 def parse_json_event(body: str) -> Event:

@@ -12,8 +12,8 @@ up on a real switch:
    final notice, a closed socket, or a hang-up grace period without completion fail them.
 3. Bounded reads: our own reader (``esl_frames``) reads with ``recv`` and stops at EOF, so a body
    truncated by the peer ends the connection instead of spinning the hub; a frame that has
-   started must complete within ``FRAME_TIMEOUT_S``; every reply and every application wait has
-   a timeout.
+   started and makes no progress for ``IO_TIMEOUT_S`` ends it too; every
+   write, every reply and every application wait has a timeout.
 4. No literal ``None``: arguments are built as strings (``pagd.PagdArgs``), never ``%s`` of None.
 5. Parsing: header lines are split first and URL-decoded per line; split frames, CRLF, JSON
    events, a block without Content-Type, an unsolicited reply and duplicate headers are
@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import socket as _stdsocket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,10 +53,10 @@ from .esl_frames import (
 from .metrics import IvrMetrics
 
 log = logging.getLogger(__name__)
+_random = random.Random()  # Event-UUIDs: unique, not secret; no syscall per command
 
-FRAME_TIMEOUT_S = 10.0  # a started frame must complete within this
+IO_TIMEOUT_S = 10.0  # a started frame or a write making no progress this long ends the call
 REPLY_TIMEOUT_S = 10.0  # command -> command/reply
-SEND_TIMEOUT_S = 10.0
 HANGUP_GRACE_S = 5.0  # after a hang-up, how long a pending app may take to report completion
 RECV_BYTES = 65536
 _WANTED_EVENTS = frozenset(
@@ -79,7 +80,7 @@ class CommandFailed(RuntimeError):
 class AppResult:
     """An application's CHANNEL_EXECUTE_COMPLETE, with the DTMF digits seen while it ran."""
 
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     dtmf: str = ""
     hung_up: bool = False  # the channel had hung up before the completion arrived
 
@@ -104,10 +105,12 @@ class SurveySession(OutboundSession):
         # Set before super().__init__, which starts the reader greenlet.
         self._metrics = metrics
         self._parser = FrameParser()
-        self._replies: deque[tuple[AsyncResult, float]] = deque()
+        # Commands awaiting their reply, in order: (result to set or None, execution or None).
+        self._replies: deque[tuple[AsyncResult | None, _Execution | None]] = deque()
         self._executions: dict[str, _Execution] = {}
         self._current: _Execution | None = None
         self._closing = False
+        self._completed_at = 0.0  # when the last awaited EXECUTE_COMPLETE arrived
         self.hung_up = False
         self.hangup_cause = ""
         self.gone = gevent.event.Event()  # set at hang-up or connection loss
@@ -137,8 +140,10 @@ class SurveySession(OutboundSession):
         try:
             while True:
                 if self._parser.mid_frame:
-                    timeout = FrameError(f"frame incomplete after {FRAME_TIMEOUT_S:.0f} s")
-                    with gevent.Timeout(FRAME_TIMEOUT_S, timeout):
+                    # A frame has started: it must make progress within IO_TIMEOUT_S. (Only
+                    # here: a timer on every read would cost the hub at 1,000 calls.)
+                    stalled = FrameError(f"frame incomplete after {IO_TIMEOUT_S:.0f} s")
+                    with gevent.Timeout(IO_TIMEOUT_S, stalled):
                         data = self.sock.recv(RECV_BYTES)
                 else:
                     data = self.sock.recv(RECV_BYTES)
@@ -186,10 +191,13 @@ class SurveySession(OutboundSession):
             self._error("unsolicited_reply")
             log.warning("reply without a pending command ignored", extra=self._log_extra())
             return
-        result, sent_at = self._replies.popleft()
-        if self._metrics is not None:
-            self._metrics.command_seconds.observe(time.monotonic() - sent_at)
-        result.set(frame)
+        result, execution = self._replies.popleft()
+        if result is not None:
+            result.set(frame)
+        elif execution is not None:
+            text = _reply_text(frame)
+            if not text.startswith("+OK") and not execution.done.ready():
+                execution.done.set_exception(CommandFailed(f"{execution.app}: {text}"))
 
     def _on_event(self, event: Event) -> None:
         headers = event.headers
@@ -202,6 +210,7 @@ class SurveySession(OutboundSession):
             execution = self._executions.pop(headers.get("Application-UUID", ""), None)
             if execution is not None:
                 result = AppResult(headers, "".join(execution.dtmf), self.hung_up)
+                self._completed_at = time.monotonic()
                 execution.done.set(result)
         elif name == "DTMF":
             if self._current is not None:
@@ -252,13 +261,22 @@ class SurveySession(OutboundSession):
             execution.done.set_exception(ChannelGone(reason))
         while self._replies:
             result, _ = self._replies.popleft()
-            result.set_exception(ChannelGone(reason))
+            if result is not None:
+                result.set_exception(ChannelGone(reason))
 
     # -- commands ---------------------------------------------------------------------------
     def _write(self, payload: bytes) -> None:
+        if self._completed_at and self._metrics is not None:
+            self._metrics.reaction_seconds.observe(time.monotonic() - self._completed_at)
+            self._completed_at = 0.0
         try:
-            with gevent.Timeout(SEND_TIMEOUT_S, ChannelGone("send timed out")):
-                self.sock.sendall(payload)
+            try:
+                sent = self.sock.send(payload, 0, 0.0)  # the usual case: room in the buffer
+            except BlockingIOError:
+                sent = 0
+            if sent < len(payload):  # the peer is not reading: wait, but not for ever
+                with gevent.Timeout(IO_TIMEOUT_S, TimeoutError("send timed out")):
+                    self.sock.sendall(payload[sent:])
         except OSError as exc:
             self._lost("socket_error", repr(exc))
             raise ChannelGone("send failed") from exc
@@ -269,7 +287,7 @@ class SurveySession(OutboundSession):
         if not self.connected:
             raise ChannelGone("not connected")
         result: AsyncResult = AsyncResult()
-        self._replies.append((result, time.monotonic()))
+        self._replies.append((result, None))
         payload = (data + "\n\n").encode() + body.encode()
         self._write(payload)
         try:
@@ -305,13 +323,17 @@ class SurveySession(OutboundSession):
     def execute(
         self, app: str, arg: str = "", timeout: float = 300.0, wait: bool = True
     ) -> AppResult | None:
-        """Run a dialplan application; with ``wait`` block until its EXECUTE_COMPLETE."""
+        """Run a dialplan application; with ``wait`` block until its EXECUTE_COMPLETE.
+
+        The ``+OK`` of the sendmsg is not waited for on its own (one hub round trip less per
+        command): a ``-ERR`` reply fails the wait through the execution instead.
+        """
         if not isinstance(arg, str):
             raise TypeError(f"{app}: argument must be a str, not {type(arg).__name__}")
         if self.hung_up or not self.connected:
             # During linger FreeSWITCH says +OK but never runs it (esl.md §2.2).
             raise ChannelGone("hung up")
-        app_uuid = str(uuid.uuid4())
+        app_uuid = str(uuid.UUID(int=_random.getrandbits(128), version=4))
         lines = [
             "sendmsg",
             "call-command: execute",
@@ -324,16 +346,18 @@ class SurveySession(OutboundSession):
             lines += ["Content-Type: text/plain", f"Content-Length: {len(body.encode())}"]
         elif arg:
             lines.append(f"execute-app-arg: {arg}")
-        execution = _Execution(app, app_uuid)
-        if wait:
-            self._executions[app_uuid] = execution
-            self._current = execution
-        try:
-            text = _reply_text(self.send("\n".join(lines), body=body))
+        command = "\n".join(lines)
+        if not wait:
+            text = _reply_text(self.send(command, body=body))
             if not text.startswith("+OK"):
                 raise CommandFailed(f"{app}: {text}")
-            if not wait:
-                return None
+            return None
+        execution = _Execution(app, app_uuid)
+        self._executions[app_uuid] = execution
+        self._current = execution
+        try:
+            self._replies.append((None, execution))
+            self._write((command + "\n\n").encode() + body.encode())
             try:
                 result: AppResult = execution.done.get(timeout=timeout)
             except gevent.Timeout:
@@ -360,18 +384,26 @@ class SurveySession(OutboundSession):
 
     def stop(self) -> None:
         """``exit`` (bounded), then close; FreeSWITCH answers with the final notice."""
-        if self.connected:
+        if self.connected and self.session_data is not None:
             with contextlib.suppress(ChannelGone, OutboundSessionHasGoneAway):
                 self.send("exit", timeout=2.0)
+        self.close()
+
+    def close(self) -> None:
+        """Close without a word (before ``connect`` FreeSWITCH would not answer one)."""
         self._closing = True
         self.connected = False
         self._fail_pending("session stopped")
         for closable in (self.sock, self.sock_file):
             with contextlib.suppress(OSError):
                 closable.close()
-        reader = self._receive_events_greenlet
+        reader: Any = getattr(self, "_receive_events_greenlet", None)
         if reader is not None and not reader.dead:
             reader.kill(block=True, timeout=1.0)
+        # Break the session's reference cycles (handlers are bound methods, greenlets run
+        # bound methods) so it is freed at once instead of waiting for a full GC pass.
+        self.event_handlers.clear()
+        self._receive_events_greenlet = self._process_events_greenlet = None
 
 
 AppFactory = Callable[[SurveySession], Any]
@@ -442,7 +474,7 @@ class SurveyServer(OutboundESLServer):
                 "connection refused",
                 extra={"active": self.connection_count, "accepting": self._running},
             )
-            session.stop()
+            session.close()
             return
         self._handle_call(session)
 

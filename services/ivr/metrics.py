@@ -75,9 +75,9 @@ class IvrMetrics:
         self.nats_connected = Gauge(
             "ct_ivr_nats_connected", "1 while connected to NATS", registry=r
         )
-        self.command_seconds = Histogram(
-            "ct_ivr_command_reply_seconds",
-            "event-socket command sent -> command/reply received",
-            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
+        self.reaction_seconds = Histogram(
+            "ct_ivr_reaction_seconds",
+            "an application's EXECUTE_COMPLETE read -> the next command written (our own time)",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
             registry=r,
         )

@@ -30,6 +30,7 @@ class NatsLink:
         self._connecting: asyncio.Task[None] | None = None
         self._last_error_log = 0.0
         self._restart: asyncio.Task[None] | None = None
+        self._closing = False
 
     @property
     def connected(self) -> bool:
@@ -64,7 +65,7 @@ class NatsLink:
 
     async def _disconnected(self) -> None:
         self._metrics.nats_connected.set(0)
-        if self.nc is not None:  # before the first connect this fires on every attempt
+        if self.nc is not None and not self._closing:  # (fires on every failed first connect)
             log.warning("disconnected from NATS; serving from the last configuration")
 
     async def _reconnected(self) -> None:
@@ -75,6 +76,7 @@ class NatsLink:
             self._restart = asyncio.create_task(self._on_connect(self.js), name="nats-on-connect")
 
     async def close(self) -> None:
+        self._closing = True
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
         if self.nc is not None:

@@ -103,7 +103,11 @@ class EventPublisher:
                 if not self._link.connected or self._link.js is None:
                     await asyncio.sleep(0.05)  # wait for the reconnect; events stay buffered
                     continue
-                failed = await self._publish_batch()
+                try:
+                    failed = await self._publish_batch()
+                except Exception:  # a bug must not stop delivery for good
+                    log.exception("publish batch failed; retrying")
+                    failed = 1
                 if failed:
                     self._metrics.publish_retries.inc(failed)
                     await asyncio.sleep(backoff)
@@ -117,12 +121,15 @@ class EventPublisher:
             while self._pending and len(batch) < BATCH:
                 batch.append(self._pending.popleft())
             self._inflight += len(batch)
-        results = await asyncio.gather(*(self._publish(e) for e in batch))
-        failed = [e for e, ok in zip(batch, results, strict=True) if not ok]
-        with self._lock:
-            self._pending.extendleft(reversed(failed))  # back to the front, order kept
-            self._inflight -= len(batch)
-            self._metrics.buffer_depth.set(self.depth)
+        results = [False] * len(batch)
+        try:
+            results = await asyncio.gather(*(self._publish(e) for e in batch))
+        finally:  # also when cancelled at shutdown: what was not acknowledged stays buffered
+            failed = [e for e, ok in zip(batch, results, strict=True) if not ok]
+            with self._lock:
+                self._pending.extendleft(reversed(failed))  # back to the front, order kept
+                self._inflight -= len(batch)
+                self._metrics.buffer_depth.set(self.depth)
         return len(failed)
 
     async def _publish(self, event: Event) -> bool:

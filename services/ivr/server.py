@@ -7,8 +7,10 @@ Shutdown (SIGTERM/SIGINT): stop accepting, let running surveys finish within
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
+import sys
 import time
 from typing import Any
 
@@ -29,7 +31,9 @@ from .survey import IvrContext, Survey
 
 log = logging.getLogger(__name__)
 
-FLUSH_MIN_S = 10.0  # the buffer always gets at least this long to drain at shutdown
+FLUSH_MIN_S = 10.0
+GC_THRESHOLDS = (5_000, 20, 100)
+SWITCH_INTERVAL_S = 0.001  # the buffer always gets at least this long to drain at shutdown
 
 
 class IvrService:
@@ -117,9 +121,28 @@ class IvrService:
             self._health.shutdown()
 
 
+def tune_runtime() -> None:
+    """Latency knobs for one process serving ~1,000 calls from one hub.
+
+    - Everything alive after start-up (modules, pydantic schemas, ...) is moved out of the
+      garbage collector's view (``gc.freeze``), and young generations are collected less often,
+      so full passes over a large heap (tens of ms with the hub stopped) become rare.
+    - The NATS thread gives the GIL back to the hub after 1 ms instead of 5 ms.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLDS[0], GC_THRESHOLDS[1], GC_THRESHOLDS[2])
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
 def main(settings: Settings) -> int:
-    service = IvrService(settings)
-    port = service.start()
+    try:
+        service = IvrService(settings)
+        port = service.start()
+    except (ValueError, OSError) as exc:  # bad listen address, port in use, ...
+        log.error("IVR cannot start: %s", exc)
+        return 2
+    tune_runtime()
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, service.request_stop)
     log.info(
