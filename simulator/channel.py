@@ -892,7 +892,9 @@ class Channel:
 
     def _client_closed(self) -> None:
         log.debug("%s IVR closed the socket", self.tag)
-        if self.depth and not self.spec.faults and self.result.error is None:
+        # Only a fault that cut the connection itself excuses a close mid-application; the
+        # linger faults must still catch an IVR that abandons the running app.
+        if self.depth and not self.cut_by_fault and self.result.error is None:
             app = self.vars.get("current_application", "?")
             self.result.error = f"IVR closed the socket while {app} was running"
         if self.ready:
