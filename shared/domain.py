@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from shared.ids import E164, CriterionKey, ObjectId, TenantId
 
@@ -41,13 +41,15 @@ class CodeMap(StrictModel):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     entries: Annotated[list[CodeMapEntry], Field(min_length=1, max_length=100)]
 
-    @model_validator(mode="after")
-    def _distinct_codes(self) -> CodeMap:
-        codes = [e.code for e in self.entries]
+    # Field (not model) validators, so that an API error names the field that failed.
+    @field_validator("entries")
+    @classmethod
+    def _distinct_codes(cls, entries: list[CodeMapEntry]) -> list[CodeMapEntry]:
+        codes = [e.code for e in entries]
         dupes = sorted({c for c in codes if codes.count(c) > 1})
         if dupes:
             raise ValueError(f"codes must be distinct; repeated: {', '.join(dupes)}")
-        return self
+        return entries
 
     def entry_for(self, code: str) -> CodeMapEntry | None:
         return next((e for e in self.entries if e.code == code), None)
@@ -95,11 +97,12 @@ class NumberInput(StrictModel):
     max_digits: int = Field(9, ge=1, le=MAX_NUMBER_DIGITS)
     terminator: Annotated[str, Field(pattern=r"^[#*]$")] = "#"
 
-    @model_validator(mode="after")
-    def _limits(self) -> NumberInput:
-        if self.max_digits < self.min_digits:
+    @field_validator("max_digits")
+    @classmethod
+    def _limits(cls, max_digits: int, info: ValidationInfo) -> int:
+        if max_digits < info.data.get("min_digits", 1):
             raise ValueError("max_digits must be >= min_digits")
-        return self
+        return max_digits
 
 
 CriterionInput = Annotated[CodeInput | NumberInput, Field(discriminator="type")]
@@ -114,22 +117,24 @@ class Criterion(StrictModel):
     timeout_ms: int = Field(5000, ge=1000, le=60_000)
     aggregations: list[Aggregation] = Field(default_factory=lambda: ["count"])
 
-    @model_validator(mode="after")
-    def _aggregations_fit_input(self) -> Criterion:
+    @field_validator("aggregations")
+    @classmethod
+    def _aggregations_fit_input(
+        cls, aggregations: list[Aggregation], info: ValidationInfo
+    ) -> list[Aggregation]:
         numeric = {"sum", "min", "max", "avg"}
-        if len(set(self.aggregations)) != len(self.aggregations):
+        if len(set(aggregations)) != len(aggregations):
             raise ValueError("aggregations must not repeat")
-        if isinstance(self.input, CodeInput) and self.input.code_map is not None:
-            cm = self.input.code_map
-            if any(a in numeric for a in self.aggregations) and all(
-                e.value is None for e in cm.entries
-            ):
+        given = info.data.get("input")  # absent when the input itself failed validation
+        if isinstance(given, CodeInput) and given.code_map is not None:
+            cm = given.code_map
+            if any(a in numeric for a in aggregations) and all(e.value is None for e in cm.entries):
                 raise ValueError("sum/min/max/avg need code map entries with a value")
-        if isinstance(self.input, NumberInput) and (
-            "distribution" in self.aggregations or "success_rate" in self.aggregations
+        if isinstance(given, NumberInput) and (
+            "distribution" in aggregations or "success_rate" in aggregations
         ):
             raise ValueError("distribution and success_rate need a code map input")
-        return self
+        return aggregations
 
 
 class ProfilePrompts(StrictModel):
@@ -144,13 +149,14 @@ class Profile(StrictModel):
     criteria: Annotated[list[Criterion], Field(min_length=1, max_length=20)]
     prompts: ProfilePrompts = Field(default_factory=ProfilePrompts)
 
-    @model_validator(mode="after")
-    def _distinct_keys(self) -> Profile:
-        keys = [c.key for c in self.criteria]
+    @field_validator("criteria")
+    @classmethod
+    def _distinct_keys(cls, criteria: list[Criterion]) -> list[Criterion]:
+        keys = [c.key for c in criteria]
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         if dupes:
             raise ValueError(f"criterion keys must be distinct; repeated: {', '.join(dupes)}")
-        return self
+        return criteria
 
 
 class NumberPool(StrictModel):
@@ -158,11 +164,12 @@ class NumberPool(StrictModel):
     numbers: Annotated[list[E164], Field(max_length=10_000)] = Field(default_factory=list)
     profile_id: ObjectId | None = None
 
-    @model_validator(mode="after")
-    def _distinct_numbers(self) -> NumberPool:
-        if len(set(self.numbers)) != len(self.numbers):
+    @field_validator("numbers")
+    @classmethod
+    def _distinct_numbers(cls, numbers: list[str]) -> list[str]:
+        if len(set(numbers)) != len(numbers):
             raise ValueError("a number may appear only once in a pool")
-        return self
+        return numbers
 
 
 class NumberAssignment(StrictModel):

@@ -103,8 +103,7 @@ def inspect_wav(data: bytes) -> WavInfo:
         encoding, want_bits = "ulaw", 8
     else:
         raise AudioError(
-            f"audio encoding {_format_name(tag)} is not supported; "
-            "use 16-bit PCM, A-law or mu-law"
+            f"audio encoding {_format_name(tag)} is not supported; use 16-bit PCM, A-law or mu-law"
         )
     if channels != 1:
         what = "stereo" if channels == 2 else f"{channels}-channel"
@@ -115,7 +114,9 @@ def inspect_wav(data: bytes) -> WavInfo:
         kind = "PCM" if encoding == "pcm16" else encoding
         raise AudioError(f"{kind} audio has {bits} bits per sample; it must be {want_bits}")
     if block_align != channels * bits // 8:
-        raise AudioError(f"not a valid WAV file: block align {block_align} does not fit {bits} bits")
+        raise AudioError(
+            f"not a valid WAV file: block align {block_align} does not fit {bits} bits"
+        )
     if data_bytes is None:
         raise AudioError("not a valid WAV file: no 'data' chunk")
     if data_bytes == 0:

@@ -12,6 +12,7 @@ and no own assignment exists) and taken over, so nothing stays blocked.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel
@@ -20,6 +21,7 @@ from services.api.kv_store import AlreadyExists, KvRepository, StaleRevision, Ve
 from services.api.problems import Conflict
 
 CAS_RETRIES = 5
+PARALLEL = 32  # claims in flight at once for one pool write
 
 # (tenant_id, number, claim) -> is the claim still backed by a pool entry or an assignment?
 LivenessCheck = Callable[[str, str, "NumberClaim"], Awaitable[bool]]
@@ -51,7 +53,9 @@ class Claims:
         found = await self._repo.get(claim_key(number))
         return found.value if found else None
 
-    async def _cas(self, number: str, current: Versioned[NumberClaim] | None, new: NumberClaim) -> bool:
+    async def _cas(
+        self, number: str, current: Versioned[NumberClaim] | None, new: NumberClaim
+    ) -> bool:
         key = claim_key(number)
         try:
             if current is None:
@@ -107,19 +111,31 @@ class Claims:
                 return
 
     async def claim_for_pool(self, tenant_id: str, pool_id: str, numbers: list[str]) -> None:
-        """All or nothing: on a conflict the numbers claimed so far are released again."""
-        done: list[str] = []
-        try:
-            for number in numbers:
+        """All or nothing: on a conflict the numbers claimed meanwhile are released again.
+
+        Claims run concurrently (a pool may hold thousands of numbers; one round trip each)."""
+        limit = asyncio.Semaphore(PARALLEL)
+
+        async def one(number: str) -> str:
+            async with limit:
                 await self._claim(tenant_id, number, pool_id)
-                done.append(number)
-        except BaseException:
+                return number
+
+        results = await asyncio.gather(*(one(n) for n in numbers), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            done = [r for r in results if isinstance(r, str)]
             await self.release_from_pool(tenant_id, pool_id, done)
-            raise
+            raise failed[0]
 
     async def release_from_pool(self, tenant_id: str, pool_id: str, numbers: list[str]) -> None:
-        for number in numbers:
-            await self._release(tenant_id, number, pool_id)
+        limit = asyncio.Semaphore(PARALLEL)
+
+        async def one(number: str) -> None:
+            async with limit:
+                await self._release(tenant_id, number, pool_id)
+
+        await asyncio.gather(*(one(n) for n in numbers))
 
     async def claim_for_assignment(self, tenant_id: str, number: str) -> None:
         await self._claim(tenant_id, number, None)

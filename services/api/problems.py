@@ -134,6 +134,7 @@ def field_path(loc: Sequence[int | str]) -> str:
 # Tags of tagged unions (see models.ProfileCreate) that pydantic puts into error locations; they
 # name a schema branch, not a field, so they are dropped from what the client sees.
 UNION_TAGS = {"profile", "from_template"}
+TAGGED_FIELDS = {"input": {"code", "number"}}
 
 
 def errors_from_pydantic(
@@ -147,9 +148,15 @@ def errors_from_pydantic(
             location = loc.pop(0)
         if location == "body" and loc and loc[0] in UNION_TAGS:
             loc.pop(0)
-        # Pydantic names union branches by type ("CodeInput", "function-after[...]"); the
-        # discriminator already picked one, so such tokens carry no meaning for the client.
+        # Pydantic puts union branches into locations: type names of plain unions ("CodeInput",
+        # "function-after[...]") and the tag of a tagged one (criterion input "code"/"number").
+        # They name a schema branch, not a field, so the client does not see them.
         loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p[:1].isupper()))]
+        loc = [
+            p
+            for n, p in enumerate(loc)
+            if not (n and loc[n - 1] in TAGGED_FIELDS and p in TAGGED_FIELDS[str(loc[n - 1])])
+        ]
         msg = str(err.get("msg", "invalid"))
         msg = msg.removeprefix("Value error, ")
         out.append(FieldError(field=field_path(loc) or location, location=location, message=msg))
@@ -196,6 +203,11 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         status = exc.status_code
+        if status == 400:
+            # FastAPI's "error parsing the body" (bytes that are not JSON text): one more way
+            # of an invalid body, answered like every other one.
+            error = FieldError(field="body", message=str(exc.detail or "body is not valid JSON"))
+            return problem_response(validation_problem([error], request.url.path))
         problem = Problem(
             title=HTTPStatus(status).phrase,
             status=status,
@@ -226,6 +238,7 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Unknown id, or an object of another tenant",
         409: "Conflicts with current state (in use, already held)",
         412: "If-Match names a stale version",
+        415: "The body is neither multipart/form-data nor JSON",
         422: "A field failed validation; `field` names it",
         503: "NATS or ClickHouse is unavailable; retry",
     }

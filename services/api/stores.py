@@ -73,5 +73,7 @@ async def open_stores(nc: NATS) -> Stores:
         claims=None,  # type: ignore[arg-type]  # set below: it needs the stores for liveness
         prompts=PromptStore(prompts),
     )
-    stores.claims = Claims(KvRepository(kv[names.KV_NUMBER_CLAIMS], NumberClaim), stores.number_is_held)
+    stores.claims = Claims(
+        KvRepository(kv[names.KV_NUMBER_CLAIMS], NumberClaim), stores.number_is_held
+    )
     return stores

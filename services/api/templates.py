@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from shared.domain import Profile
-
 from services.api.models import TemplateName, TemplateOut
+from shared.domain import Profile
 
 _SUCCESS = {
     "name": "Erfolg",

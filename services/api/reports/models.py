@@ -7,9 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.domain import Aggregation, AnswerStatus, SurveyStatus
-
 from services.api.reports.plan import Interval
+from shared.domain import Aggregation, AnswerStatus, SurveyStatus
 
 GroupBy = Literal["none", "number", "pool"]
 ExportFormat = Literal["xlsx", "csv"]
