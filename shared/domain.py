@@ -115,7 +115,7 @@ class Criterion(StrictModel):
     input: CriterionInput
     tries: int = Field(3, ge=1, le=9)
     timeout_ms: int = Field(5000, ge=1000, le=60_000)
-    aggregations: list[Aggregation] = Field(default_factory=lambda: ["count"])
+    aggregations: list[Aggregation] = Field(default_factory=lambda: list[Aggregation](["count"]))
 
     @field_validator("aggregations")
     @classmethod
