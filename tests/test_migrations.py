@@ -88,3 +88,40 @@ def test_convtrack_migrate_and_stack_cli(tmp_path) -> None:  # type: ignore[no-u
         [*cli, "stack", "status", "--dir", str(stack_dir)], capture_output=True, text=True
     )
     assert after.returncode == 3
+
+
+def test_new_aggregate_backfills_rows_inserted_before_it(server_ch: ClickHouse) -> None:
+    """Migration 5 on a database that already holds answers: exact, nothing counted twice."""
+    from datetime import UTC, datetime
+
+    from shared.clickhouse.migrations import _apply
+    from shared.clickhouse.rows import ANSWER_COLUMNS, answer_row
+    from shared.events import AnswerEvent
+
+    def event(i: int) -> AnswerEvent:
+        return AnswerEvent(
+            tenant_id="acme", call_uuid=f"c{i}", answer_id=f"a{i}", survey_id=f"s{i}",
+            criterion_key="grade", profile_id="p1", status="ok" if i % 4 else "invalid",
+            code=str(i % 6 + 1), label=f"L{i % 6 + 1}", value=float(i % 6 + 1),
+            answered_at=datetime(2026, 3, 2, i % 24, 5, tzinfo=UTC),
+        )  # fmt: skip
+
+    five = next(m for m in MIGRATIONS if m.version == 5)
+    for table in ("answers_profile_hourly_mv", "answer_labels_profile_hourly_mv"):
+        server_ch.execute(f"DROP TABLE {table}")
+    for table in ("answers_profile_hourly", "answer_labels_profile_hourly"):
+        server_ch.execute(f"DROP TABLE {table}")
+    server_ch.insert("answers", ANSWER_COLUMNS, [answer_row(event(i)) for i in range(100)])
+    _apply(server_ch, Target(), five)
+    server_ch.insert("answers", ANSWER_COLUMNS, [answer_row(event(i)) for i in range(100, 150)])
+
+    def totals(table: str, figures: str) -> list[tuple[object, ...]]:
+        return server_ch.execute(f"SELECT {figures} FROM {table} WHERE profile_id = 'p1'")
+
+    merged = "countMerge(answers), countIfMerge(errors), sumIfMerge(value_sum)"
+    raw = "count(), countIf(status != 'ok'), sumIf(value, status = 'ok')"
+    assert totals("answers_profile_hourly", merged) == totals("answers", raw)
+    assert totals("answers_profile_hourly", merged)[0][0] == 150
+    labels = "SELECT label, countMerge(answers) FROM answer_labels_profile_hourly GROUP BY label"
+    raw_labels = "SELECT label, count() FROM answers WHERE status = 'ok' GROUP BY label"
+    assert sorted(server_ch.execute(labels)) == sorted(server_ch.execute(raw_labels))

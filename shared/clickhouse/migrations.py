@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from shared.clickhouse.client import ClickHouse
 from shared.clickhouse.schema import MIGRATIONS, Migration
@@ -17,6 +19,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations {on_cluster} (
 ORDER BY version
 """
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PLACEHOLDER = re.compile(r"\{(engine|agg_engine):([a-z_]+)\}")
 
 
@@ -53,7 +56,31 @@ def render_all(target: Target, migrations: list[Migration] = MIGRATIONS) -> list
     out = [target.render(LEDGER)]
     for migration in migrations:
         out.extend(target.render(s) for s in migration.statements)
+        out.extend(target.render(s) for s in migration.backfill)
     return out
+
+
+def _server_now(ch: ClickHouse) -> datetime:
+    return datetime.fromtimestamp(int(ch.execute("SELECT toUInt32(now())")[0][0]), UTC)
+
+
+def _apply(ch: ClickHouse, target: Target, migration: Migration) -> None:
+    if not migration.backfill:
+        for statement in migration.statements:
+            ch.execute(target.render(statement))
+        return
+    # The views start counting at a cutoff slightly in the future; once the server clock has
+    # passed it, the backfill adds exactly the rows inserted before it.
+    # On a database without answers (a new install, every test) they count from the start.
+    empty = int(ch.execute("SELECT count() FROM answers")[0][0]) == 0
+    cutoff = EPOCH if empty else _server_now(ch) + timedelta(seconds=2)
+    stamp = cutoff.strftime("%Y-%m-%d %H:%M:%S")
+    for statement in migration.statements:
+        ch.execute(target.render(statement).replace("{cutoff}", stamp))
+    while not empty and _server_now(ch) <= cutoff:
+        time.sleep(0.2)
+    for statement in migration.backfill:
+        ch.execute(target.render(statement).replace("{cutoff}", stamp))
 
 
 def migrate(
@@ -69,8 +96,7 @@ def migrate(
             # start would only repeat the skip. An upgraded server gets it via `migrate --force`.
             applied.append(f"{migration.version} {migration.name} (skipped on {version})")
         else:
-            for statement in migration.statements:
-                ch.execute(target.render(statement))
+            _apply(ch, target, migration)
             applied.append(f"{migration.version} {migration.name}")
         ch.insert("schema_migrations", ["version", "name"], [(migration.version, migration.name)])
     return applied

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 # Dimensions every aggregate is keyed by.
 DIMENSIONS = "tenant_id, profile_id, criterion_key, tracking_number, pool_id"
+# The per-profile aggregates drop number and pool: a profile's report in a non-UTC time zone
+# merges hour rows, and a profile with many numbers would otherwise have many per hour.
+PROFILE_DIMENSIONS = "tenant_id, profile_id, criterion_key"
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,9 @@ class Migration:
     statements: list[str]
     # Applied only where the server is at least this version (e.g. TTL); base schema has none.
     min_server: tuple[int, ...] = field(default=())
+    # Run after `statements`, with {cutoff} = the server's now() taken just before them: fills
+    # a new aggregate from rows inserted before its materialized view existed.
+    backfill: list[str] = field(default_factory=list)
 
 
 ANSWERS = """
@@ -76,14 +82,12 @@ ORDER BY (tenant_id, profile_id, started_at, survey_id)
 """
 
 
-def _figures_table(name: str, bucket: str) -> str:
+def _figures_table(name: str, bucket: str, dims: str = DIMENSIONS) -> str:
+    dim_columns = ",\n    ".join(f"{d.strip()} String" for d in dims.split(","))
+    order_rest = "".join(f", {d.strip()}" for d in dims.split(",")[3:])
     return f"""
 CREATE TABLE IF NOT EXISTS {name} {{on_cluster}} (
-    tenant_id String,
-    profile_id String,
-    criterion_key String,
-    tracking_number String,
-    pool_id String,
+    {dim_columns},
     {bucket},
     answers AggregateFunction(count),
     errors AggregateFunction(countIf, UInt8),
@@ -94,15 +98,14 @@ CREATE TABLE IF NOT EXISTS {name} {{on_cluster}} (
     value_max AggregateFunction(maxIf, Float64, UInt8)
 ) ENGINE = {{agg_engine:{name}}}
 PARTITION BY toYYYYMM({bucket.split()[0]})
-ORDER BY (tenant_id, profile_id, criterion_key, {bucket.split()[0]}, tracking_number, pool_id)
+ORDER BY (tenant_id, profile_id, criterion_key, {bucket.split()[0]}{order_rest})
 """
 
 
-def _figures_view(name: str, target: str, bucket_expr: str, bucket: str) -> str:
+def _figures_select(bucket_expr: str, bucket: str, dims: str = DIMENSIONS) -> str:
     return f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS {name} {{on_cluster}} TO {target} AS
 SELECT
-    tenant_id, profile_id, criterion_key, tracking_number, pool_id,
+    {dims},
     {bucket_expr} AS {bucket},
     countState() AS answers,
     countIfState(status != 'ok') AS errors,
@@ -112,40 +115,57 @@ SELECT
     minIfState(ifNull(value, 0.), status = 'ok' AND isNotNull(value)) AS value_min,
     maxIfState(ifNull(value, 0.), status = 'ok' AND isNotNull(value)) AS value_max
 FROM answers
-GROUP BY {DIMENSIONS}, {bucket}
 """
 
 
-def _labels_table(name: str, bucket: str) -> str:
+def _figures_view(
+    name: str, target: str, bucket_expr: str, bucket: str, dims: str = DIMENSIONS, where: str = ""
+) -> str:
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} {{on_cluster}} TO {target} AS"
+        + _figures_select(bucket_expr, bucket, dims)
+        + (f"WHERE {where}\n" if where else "")
+        + f"GROUP BY {dims}, {bucket}\n"
+    )
+
+
+def _labels_view(
+    name: str, target: str, bucket_expr: str, bucket: str, dims: str = DIMENSIONS, where: str = ""
+) -> str:
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} {{on_cluster}} TO {target} AS"
+        + _labels_select(bucket_expr, bucket, dims)
+        + (f"AND {where}\n" if where else "")
+        + f"GROUP BY {dims}, {bucket}, code, label\n"
+    )
+
+
+def _labels_table(name: str, bucket: str, dims: str = DIMENSIONS) -> str:
     col = bucket.split()[0]
+    dim_columns = ",\n    ".join(f"{d.strip()} String" for d in dims.split(","))
+    order_rest = "".join(f", {d.strip()}" for d in dims.split(",")[3:])
     return f"""
 CREATE TABLE IF NOT EXISTS {name} {{on_cluster}} (
-    tenant_id String,
-    profile_id String,
-    criterion_key String,
-    tracking_number String,
-    pool_id String,
+    {dim_columns},
     {bucket},
     code String,
     label String,
     answers AggregateFunction(count)
 ) ENGINE = {{agg_engine:{name}}}
 PARTITION BY toYYYYMM({col})
-ORDER BY (tenant_id, profile_id, criterion_key, {col}, code, label, tracking_number, pool_id)
+ORDER BY (tenant_id, profile_id, criterion_key, {col}, code, label{order_rest})
 """
 
 
-def _labels_view(name: str, target: str, bucket_expr: str, bucket: str) -> str:
+def _labels_select(bucket_expr: str, bucket: str, dims: str = DIMENSIONS) -> str:
     return f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS {name} {{on_cluster}} TO {target} AS
 SELECT
-    tenant_id, profile_id, criterion_key, tracking_number, pool_id,
+    {dims},
     {bucket_expr} AS {bucket},
     code, label,
     countState() AS answers
 FROM answers
 WHERE status = 'ok' AND label != ''
-GROUP BY {DIMENSIONS}, {bucket}, code, label
 """
 
 
@@ -202,6 +222,10 @@ GROUP BY tenant_id, profile_id, criterion_key, tracking_number, pool_id, {bucket
 """
 
 
+# A new aggregate over existing rows: its view takes rows inserted from {cutoff} on, the
+# migration's backfill those before, so none is missed or counted twice while inserts go on.
+AFTER_CUTOFF = "inserted_at >= toDateTime('{cutoff}', 'UTC')"
+
 HOUR = "hour DateTime('UTC')"
 DAY = "day Date"
 HOUR_EXPR = "toStartOfHour(answered_at, 'UTC')"
@@ -243,5 +267,39 @@ MIGRATIONS: list[Migration] = [
             "ALTER TABLE surveys {on_cluster} MODIFY TTL started_at + INTERVAL 400 DAY",
         ],
         min_server=(19, 6),
+    ),
+    Migration(
+        5,
+        "per-profile hour aggregates (reports in any time zone without number/pool rows)",
+        [
+            _figures_table("answers_profile_hourly", HOUR, PROFILE_DIMENSIONS),
+            _figures_view(
+                "answers_profile_hourly_mv",
+                "answers_profile_hourly",
+                HOUR_EXPR,
+                "hour",
+                PROFILE_DIMENSIONS,
+                AFTER_CUTOFF,
+            ),
+            _labels_table("answer_labels_profile_hourly", HOUR, PROFILE_DIMENSIONS),
+            _labels_view(
+                "answer_labels_profile_hourly_mv",
+                "answer_labels_profile_hourly",
+                HOUR_EXPR,
+                "hour",
+                PROFILE_DIMENSIONS,
+                AFTER_CUTOFF,
+            ),
+        ],
+        backfill=[
+            "INSERT INTO answers_profile_hourly"
+            + _figures_select(HOUR_EXPR, "hour", PROFILE_DIMENSIONS)
+            + f"WHERE NOT ({AFTER_CUTOFF})\n"
+            + f"GROUP BY {PROFILE_DIMENSIONS}, hour",
+            "INSERT INTO answer_labels_profile_hourly"
+            + _labels_select(HOUR_EXPR, "hour", PROFILE_DIMENSIONS)
+            + f"AND NOT ({AFTER_CUTOFF})\n"
+            + f"GROUP BY {PROFILE_DIMENSIONS}, hour, code, label",
+        ],
     ),
 ]

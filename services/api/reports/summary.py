@@ -39,7 +39,23 @@ LABEL_TABLE: dict[Source, str] = {
     "hourly": "answer_labels_hourly",
     "daily": "answer_labels_daily",
 }
+# Without grouping, hour rows come from the per-profile tables (no number/pool dimension): a
+# profile with many numbers has far fewer rows to merge there (schema migration 5).
+PROFILE_HOURLY_FIGURES = "answers_profile_hourly"
+PROFILE_HOURLY_LABELS = "answer_labels_profile_hourly"
 TIME_COLUMN: dict[Source, str] = {"raw": "answered_at", "hourly": "hour", "daily": "day"}
+
+
+def figure_table(source: Source, group_by: GroupBy) -> str:
+    if source == "hourly" and group_by == "none":
+        return PROFILE_HOURLY_FIGURES
+    return FIGURE_TABLE[source]
+
+
+def label_table(source: Source, group_by: GroupBy) -> str:
+    if source == "hourly" and group_by == "none":
+        return PROFILE_HOURLY_LABELS
+    return LABEL_TABLE[source]
 GROUP_COLUMN: dict[GroupBy, str] = {"none": "''", "number": "tracking_number", "pool": "pool_id"}
 
 # Partial figures, in the order Partial.add reads them: (name, from aggregate states, from raw
@@ -137,7 +153,7 @@ class SummaryQuery:
             parts.append(
                 f"SELECT criterion_key, {bucket_expression(seg.source, self.interval)} AS bucket,"
                 f" {GROUP_COLUMN[self.group_by]} AS grp, {figures}"
-                f" FROM {FIGURE_TABLE[seg.source]}"
+                f" FROM {figure_table(seg.source, self.group_by)}"
                 f" WHERE tenant_id = %(tenant)s AND profile_id = %(profile)s"
                 f" AND {_range_condition(seg, n, params)}"
                 f" GROUP BY criterion_key, bucket, grp"
@@ -153,7 +169,7 @@ class SummaryQuery:
                 f"SELECT criterion_key, {bucket_expression(seg.source, self.interval)} AS bucket,"
                 f" {GROUP_COLUMN[self.group_by]} AS grp, code, label,"
                 f" {'count()' if raw else 'countMerge(answers)'} AS n"
-                f" FROM {LABEL_TABLE[seg.source]}"
+                f" FROM {label_table(seg.source, self.group_by)}"
                 f" WHERE tenant_id = %(tenant)s AND profile_id = %(profile)s"
                 f" AND {_range_condition(seg, n, params)}"
                 + (" AND status = 'ok' AND label != ''" if raw else "")
