@@ -56,6 +56,8 @@ def label_table(source: Source, group_by: GroupBy) -> str:
     if source == "hourly" and group_by == "none":
         return PROFILE_HOURLY_LABELS
     return LABEL_TABLE[source]
+
+
 GROUP_COLUMN: dict[GroupBy, str] = {"none": "''", "number": "tracking_number", "pool": "pool_id"}
 
 # Partial figures, in the order Partial.add reads them: (name, from aggregate states, from raw
