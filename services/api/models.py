@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Discriminator, Field, Tag
 
+from services.api.prompt_store import PromptMeta
 from shared.domain import (
     Language,
     Profile,
@@ -126,18 +127,7 @@ class TextPromptIn(StrictModel):
     language: Language = "de"
 
 
-class PromptOut(BaseModel):
-    id: str
-    tenant_id: str
-    source: Literal["upload", "text"]
-    text: str | None = None
-    language: str | None = None
-    filename: str | None = None
-    encoding: Literal["pcm16", "alaw", "ulaw"]
-    sample_rate: int
-    duration_ms: int
-    size: int
-    created_at: datetime
+class PromptOut(PromptMeta):
     audio_url: str = Field(description="signed URL FreeSWITCH (or a browser) fetches without a key")
 
 
