@@ -43,4 +43,5 @@ demo: setup
 
 clean:
 	-$(BIN)/convtrack stack down --dir .stack 2>/dev/null
+	-$(BIN)/convtrack stack down --dir .stack/demo 2>/dev/null
 	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache build *.egg-info
