@@ -1,7 +1,7 @@
 """Keys and tenants: 401 without a known key, 403 for viewer writes, 404 for another tenant's
 objects on every route (never a 403 that would reveal they exist), hashed production keys."""
 
-# ruff: noqa: F811  (pytest fixtures are imported from test_api_support and used as arguments)
+# ruff: noqa: F811  (pytest fixtures are imported from api_support and used as arguments)
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from test_api_support import (  # noqa: F401  (fixtures)
+
+from services.api.app import create_app
+from services.api.auth import KeyRing, hash_key, parse_keys, parse_keys_file
+
+from api_support import (  # noqa: F401  (fixtures)
     SUCCESS_MAP,
     Tenants,
     api,
@@ -22,9 +26,6 @@ from test_api_support import (  # noqa: F401  (fixtures)
     success_profile,
     wav_bytes,
 )
-
-from services.api.app import create_app
-from services.api.auth import KeyRing, hash_key, parse_keys, parse_keys_file
 
 RANGE = {"from": "2024-01-01T00:00:00Z", "to": "2024-01-02T00:00:00Z"}
 

@@ -1,7 +1,7 @@
 """CRUD round trips on real NATS KV: code maps, templates, profiles (with versions), pools,
 number assignments; ETag / If-Match conflicts; what the IVR reads from KV."""
 
-# ruff: noqa: F811  (pytest fixtures are imported from test_api_support and used as arguments)
+# ruff: noqa: F811  (pytest fixtures are imported from api_support and used as arguments)
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import asyncio
 from typing import Any
 
 import nats
-from test_api_support import (  # noqa: F401  (fixtures)
+
+from shared import nats_names as names
+from shared.domain import StoredAssignment, StoredCodeMap, StoredPool, StoredProfile
+
+from api_support import (  # noqa: F401  (fixtures)
     SUCCESS_MAP,
     Tenants,
     api,
@@ -17,9 +21,6 @@ from test_api_support import (  # noqa: F401  (fixtures)
     expect_problem,
     success_profile,
 )
-
-from shared import nats_names as names
-from shared.domain import StoredAssignment, StoredCodeMap, StoredPool, StoredProfile
 
 
 def created(r: Any) -> dict[str, Any]:

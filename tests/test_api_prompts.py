@@ -1,7 +1,7 @@
 """Prompt uploads and text-to-speech: what FreeSWITCH can play is accepted, everything else is a
 422 that says why."""
 
-# ruff: noqa: F811  (pytest fixtures are imported from test_api_support and used as arguments)
+# ruff: noqa: F811  (pytest fixtures are imported from api_support and used as arguments)
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_api_support import (  # noqa: F401  (fixtures)
+
+from services.api.audio import MAX_BYTES, AudioError, inspect_wav
+
+from api_support import (  # noqa: F401  (fixtures)
     Tenants,
     api,
     api_app,
@@ -18,8 +21,6 @@ from test_api_support import (  # noqa: F401  (fixtures)
     success_profile,
     wav_bytes,
 )
-
-from services.api.audio import MAX_BYTES, AudioError, inspect_wav
 
 PCM, ALAW, ULAW, FLOAT = 1, 6, 7, 3
 

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 from fastapi.testclient import TestClient
-from test_api_support import expect_problem, settings_for
 
 from services.api.app import create_app
 from services.api.reports.calls import Cursor, fetch_page, iter_calls
@@ -41,6 +40,8 @@ from shared.clickhouse.rows import ANSWER_COLUMNS, SURVEY_COLUMNS, answer_row, s
 from shared.events import AnswerEvent, SurveyEvent
 from shared.ids import answer_id, survey_id
 from shared.stack import free_port
+
+from api_support import expect_problem, settings_for
 
 TENANT, PROFILE = "acme", "prof1"
 

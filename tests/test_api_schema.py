@@ -18,9 +18,10 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from test_api_support import SUCCESS_MAP, ServerThread, settings_for, success_profile
 
 from services.api.app import create_app
+
+from api_support import SUCCESS_MAP, ServerThread, settings_for, success_profile
 
 AUTH = {"Authorization": "Bearer acme-key"}
 EXAMPLES = 50

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ivr_kit import (
+
+from shared.clickhouse.client import ServerClickHouse
+from shared.ids import answer_id, survey_id
+from shared.stack import LocalStack, free_port
+from simulator import CallSpec, SimConfig, run_calls_sync, start_in_thread
+
+from ivr_kit import (
     ROOT,
     IvrProcess,
     kv_put,
@@ -27,11 +33,6 @@ from test_ivr_kit import (
     stream_events,
     wait_for,
 )
-
-from shared.clickhouse.client import ServerClickHouse
-from shared.ids import answer_id, survey_id
-from shared.stack import LocalStack, free_port
-from simulator import CallSpec, SimConfig, run_calls_sync, start_in_thread
 
 FAST = SimConfig(timing=0.01)
 KEYS3: list[str | list[str]] = ["1", "2", "7#"]

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ivr_kit import IvrProcess, standard_config, stream_events, wait_for
 
 from shared.nats_bootstrap import bootstrap_url
 from shared.stack import LocalStack
 from simulator import CallSpec, Fault, SimConfig, run_calls_sync
+
+from ivr_kit import IvrProcess, standard_config, stream_events, wait_for
 
 KEYS = ["1", "2", "3#"]
 NUMBER = "+493011100"

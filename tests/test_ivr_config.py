@@ -7,7 +7,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from test_ivr_kit import (
+
+from services.ivr.config_index import ConfigIndex, ConfigWatcher
+from services.ivr.loop_thread import LoopThread
+from services.ivr.metrics import IvrMetrics
+from services.ivr.nats_link import NatsLink
+from shared import nats_names as names
+from shared.stack import LocalStack
+
+from ivr_kit import (
     assignment,
     code_map,
     kv_delete,
@@ -17,13 +25,6 @@ from test_ivr_kit import (
     standard_config,
     wait_for,
 )
-
-from services.ivr.config_index import ConfigIndex, ConfigWatcher
-from services.ivr.loop_thread import LoopThread
-from services.ivr.metrics import IvrMetrics
-from services.ivr.nats_link import NatsLink
-from shared import nats_names as names
-from shared.stack import LocalStack
 
 
 @pytest.fixture

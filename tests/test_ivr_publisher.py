@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from test_ivr_kit import stream_events, wait_for
 
 from services.ivr.loop_thread import LoopThread
 from services.ivr.metrics import IvrMetrics
@@ -17,6 +16,8 @@ from services.ivr.publisher import EventPublisher
 from shared.events import AnswerEvent
 from shared.ids import answer_id, survey_id
 from shared.stack import LocalStack
+
+from ivr_kit import stream_events, wait_for
 
 
 def answer(i: int) -> AnswerEvent:
