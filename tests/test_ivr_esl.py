@@ -349,3 +349,24 @@ def test_linger_refused_without_full_is_counted(session: Any) -> None:
     peer.send(reply("-ERR command not found"))
     g.get(timeout=5)
     assert errors(metrics, "linger_refused") == 1
+
+
+def test_an_application_that_fails_to_start_releases_its_connection(
+    pair: tuple[Any, Peer],
+) -> None:
+    ours, peer = pair
+
+    def broken(session: SurveySession) -> Any:
+        raise RuntimeError("a bug in the application's constructor")
+
+    server = esl_session.SurveyServer("127.0.0.1", 0, broken, 10, IvrMetrics())
+    server._running = True
+    g = gevent.spawn(server._accept_call, ours, ("127.0.0.1", 1))
+    assert peer.command()["_line"] == "connect"
+    peer.send(connect_reply())
+    g.join(timeout=5)
+    assert peer.command()["_line"] == "exit"  # the session is stopped, not left open
+    peer.send(reply("+OK bye"))
+    with gevent.Timeout(5):
+        while server.connection_count or server._greenlets:
+            gevent.sleep(0.01)

@@ -19,6 +19,14 @@ class CallInfo:
         return is_e164(self.tracking_number)
 
 
+def _clean(value: str, limit: int) -> str:
+    """Channel data comes from the caller's side (caller id, SIP user): control characters
+    (NUL above all, which every event refuses) are dropped, the length is bounded."""
+    if not value.isprintable():
+        value = "".join(ch for ch in value if ch.isprintable())
+    return value[:limit]
+
+
 def _agent_from_channel_name(name: str) -> str:
     """``sofia/internal/1001@192.0.2.10`` -> ``1001``."""
     user = name.rsplit("/", 1)[-1]
@@ -38,8 +46,8 @@ def call_info(data: dict[str, str]) -> CallInfo:
         or _agent_from_channel_name(data.get("Channel-Name", ""))
     )
     return CallInfo(
-        call_uuid=(data.get("Unique-ID") or data.get("variable_uuid") or "")[:64],
-        tracking_number=normalize_number(raw_number)[:32],
-        caller=caller[:64],
-        agent=agent[:64],
+        call_uuid=_clean(data.get("Unique-ID") or data.get("variable_uuid") or "", 64),
+        tracking_number=_clean(normalize_number(raw_number), 32),
+        caller=_clean(caller, 64),
+        agent=_clean(agent, 64),
     )

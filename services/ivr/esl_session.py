@@ -454,7 +454,6 @@ class SurveyServer(OutboundESLServer):
                 log.exception("accept failed")
                 gevent.sleep(0.05)
                 continue
-            sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
             gevent.spawn(self._accept_call, sock, address)
         self.accepting = False
 
@@ -466,6 +465,9 @@ class SurveyServer(OutboundESLServer):
 
     def _accept_call(self, sock: Any, address: Any) -> None:
         self._metrics.connections.inc()
+        # (Here, not in the accept loop: a peer already gone must not end the loop.)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
         session = SurveySession(address, sock, self._metrics)
         if not self._running or self.connection_count >= self.max_connections:
             # FreeSWITCH then continues the dialplan (the next action hangs up).
@@ -487,7 +489,9 @@ class SurveyServer(OutboundESLServer):
             log.warning("event-socket handshake failed", extra={"error": repr(exc)})
             session.stop()
             return
-        handler = gevent.spawn(self.application(session).run)
+        # The application is built inside the greenlet: whatever it raises still ends in
+        # _handle_call_finish (capacity released, socket closed).
+        handler = gevent.spawn(lambda: self.application(session).run())
         handler.session = session
         self._greenlets.add(handler)
         handler.link(self._handle_call_finish)

@@ -84,7 +84,3 @@ class NatsLink:
                 await asyncio.wait_for(self.nc.close(), 3)
             except Exception as exc:
                 log.debug("NATS close: %r", exc)
-
-
-def describe(link: NatsLink | None) -> dict[str, Any]:
-    return {"nats": "up" if link is not None and link.connected else "down"}

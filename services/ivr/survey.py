@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from gevent import GreenletExit
-
 from shared.domain import AnswerStatus, SurveyStatus
 from shared.events import AnswerEvent, SurveyEvent
 from shared.ids import DIGITS_RE, answer_id, survey_id
@@ -208,18 +206,16 @@ class Survey:
         except CommandFailed as exc:
             self.ctx.metrics.esl_errors.labels("command_failed").inc()
             log.warning("command refused; survey ends", extra={**self._extra, "error": str(exc)})
-        except GreenletExit:  # cut by the shutdown grace period: still report the survey
+        finally:
+            # Also when cut by the shutdown grace period (GreenletExit) or ended by a bug: the
+            # answers already published always get their survey event.
             self._publish_survey(
-                resolution, "incomplete", answers, plan.profile_id, plan.profile_version
+                resolution,
+                "complete" if complete else "incomplete",
+                answers,
+                plan.profile_id,
+                plan.profile_version,
             )
-            raise
-        self._publish_survey(
-            resolution,
-            "complete" if complete else "incomplete",
-            answers,
-            plan.profile_id,
-            plan.profile_version,
-        )
 
     def _play(self, file: str) -> None:
         result = self.session.playback(file)

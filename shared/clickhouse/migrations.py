@@ -93,7 +93,8 @@ def migrate(
     for migration in pending(ch, migrations):
         if migration.min_server and version < migration.min_server:
             # Recorded as applied: this server cannot have the feature, and re-checking on every
-            # start would only repeat the skip. An upgraded server gets it via `migrate --force`.
+            # start would only repeat the skip. There is no `--force`: after a server upgrade,
+            # delete the version's schema_migrations row and run `convtrack migrate` again.
             applied.append(f"{migration.version} {migration.name} (skipped on {version})")
         else:
             _apply(ch, target, migration)
