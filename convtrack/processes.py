@@ -31,15 +31,16 @@ class Supervisor:
 
     def start(self, name: str, command: list[str], ready_url: str) -> Service:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "convtrack", *command],
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches the demo only; it stops children in order
-        )
+        # The child gets its own copy of the file descriptor; the parent's is closed at once.
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "convtrack", *command],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches the demo only; it stops children in order
+            )
         service = Service(name, command, ready_url, proc)
         self.services.append(service)
         return service

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+# A pid file may outlive its process (a reboot): a pid is ours only while it runs this binary.
+BINARY_OF = {"nats": "nats-server", "clickhouse": "clickhouse"}
 CLICKHOUSE_BIN_CANDIDATES = ("/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server")
 
 
@@ -76,6 +78,15 @@ def _pid_alive(pid: int) -> bool:
         return done == 0
     except ChildProcessError:
         return _not_zombie(pid)
+
+
+def _runs(pid: int, binary: str) -> bool:
+    """Whether ``pid`` runs ``binary`` (where /proc cannot tell, assume it does)."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return True
+    return binary.encode() in Path(argv0.decode(errors="replace")).name.encode()
 
 
 def _not_zombie(pid: int) -> bool:
@@ -189,12 +200,17 @@ class LocalStack:
     def _pid_file(self, name: str) -> Path:
         return self.dir / f"{name}.pid"
 
-    def pid(self, name: str) -> int | None:
+    def _recorded_pid(self, name: str) -> int | None:
+        """The pid in the pid file while it is alive (during start-up it may not have exec'd)."""
         path = self._pid_file(name)
         if not path.exists():
             return None
         pid = int(path.read_text().strip() or 0)
         return pid if pid and _pid_alive(pid) else None
+
+    def pid(self, name: str) -> int | None:
+        pid = self._recorded_pid(name)
+        return pid if pid and _runs(pid, BINARY_OF[name]) else None
 
     def _spawn(self, name: str, argv: list[str]) -> int:
         log_dir = self.dir / "log"
@@ -247,7 +263,9 @@ class LocalStack:
         store.mkdir(parents=True, exist_ok=True)
         argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
         self._spawn("nats", argv)
-        self._wait_port(port, "nats-server", lambda: self.pid("nats") is not None, timeout)
+        self._wait_port(
+            port, "nats-server", lambda: self._recorded_pid("nats") is not None, timeout
+        )
 
     def stop_nats(self, kill: bool = False) -> bool:
         return self._stop("nats", sig=signal.SIGKILL if kill else signal.SIGTERM)
@@ -278,7 +296,7 @@ class LocalStack:
         self._wait_port(
             self.ports()["clickhouse_tcp"],
             "clickhouse-server",
-            lambda: self.pid("clickhouse") is not None,
+            lambda: self._recorded_pid("clickhouse") is not None,
             timeout,
         )
 

@@ -162,3 +162,38 @@ def test_writer_isolates_a_row_clickhouse_cannot_take(server_ch: ClickHouse) -> 
     assert list(result.rejected) == [event_key(bad)]
     assert result.rejected[event_key(bad)].startswith("rejected_by_clickhouse: ")
     assert result.inserted["answers"] == 2
+
+
+# -- dead letters --------------------------------------------------------------------------------
+
+
+def test_a_failed_ack_of_a_dead_letter_does_not_end_the_batch() -> None:
+    """Publishing the dead letter worked but its ack did not (NATS went away): the message is
+    redelivered and dead-lettered again (same Nats-Msg-Id), so the batch carries on."""
+    import asyncio
+
+    import nats.errors
+
+    from services.aggregator.service import Aggregator
+    from shared.settings import Settings
+
+    published: list[str] = []
+
+    class FakeJs:
+        async def publish(self, subject: str, data: bytes, **kw: Any) -> None:
+            published.append(subject)
+
+    class FailingAckMsg:
+        subject = "ct.answers.acme"
+        data = b"{"
+        headers = None
+        metadata = SimpleNamespace(stream="CT_EVENTS", sequence=SimpleNamespace(stream=7))
+
+        async def ack(self) -> None:
+            raise nats.errors.ConnectionClosedError
+
+    agg = Aggregator(Settings(), cast(ClickHouse, None))
+    rejected = [(cast(Msg, FailingAckMsg()), Rejected("malformed_json", "malformed_json: x"))]
+    asyncio.run(agg._dead_letter_all(cast(Any, FakeJs()), rejected))
+    assert len(published) == 1
+    assert agg.metrics.dead_letters.labels("malformed_json")._value.get() == 1

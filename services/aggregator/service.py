@@ -300,7 +300,7 @@ class Aggregator:
                 log.error("dead letter not stored; message will be redelivered",
                           extra={**ids, "error": _short(outcome)})  # fmt: skip
                 continue
-            await msg.ack()
+            await _settle([msg.ack()])  # an ack lost here only means another dead letter try
             self.metrics.dead_letters.labels(why.kind).inc()
             log.warning("dead-lettered message", extra={**ids, "reason": why.reason})
 

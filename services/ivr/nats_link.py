@@ -38,6 +38,14 @@ class NatsLink:
 
     async def start(self) -> None:
         self._connecting = asyncio.create_task(self._connect(), name="nats-connect")
+        self._connecting.add_done_callback(self._log_connect_failure)
+
+    @staticmethod
+    def _log_connect_failure(task: asyncio.Task[None]) -> None:
+        # Connection failures are retried inside nats.connect; anything that escapes it (a bad
+        # option, a bug in on_connect) would otherwise leave the IVR disconnected silently.
+        if not task.cancelled() and task.exception() is not None:
+            log.error("NATS connection task failed", exc_info=task.exception())
 
     async def _connect(self) -> None:
         self.nc = await nats.connect(

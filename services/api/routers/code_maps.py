@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from services.api.dependencies import IfMatch, Reader, StoresDep, Writer, check_if_match, set_etag
-from services.api.kv_store import StaleRevision
+from services.api.kv_store import StaleRevision, Versioned
 from services.api.models import CodeMapList, CodeMapOut
 from services.api.problems import Conflict, NotFound, PreconditionFailed, responses
 from services.api.profile_rules import NUMERIC, profiles_using_code_map
+from services.api.stores import Stores
 from shared.domain import CodeMap, StoredCodeMap
 from shared.ids import OBJECT_ID_RE, new_id
 from shared.nats_names import kv_key
@@ -22,6 +23,13 @@ CodeMapId = Annotated[str, Path(pattern=OBJECT_ID_RE.pattern, description="code 
 
 def _out(value: StoredCodeMap, revision: int) -> CodeMapOut:
     return CodeMapOut(**value.model_dump(), version=revision)
+
+
+async def _get(s: Stores, tenant_id: str, code_map_id: str) -> Versioned[StoredCodeMap]:
+    found = await s.code_maps.get(kv_key(tenant_id, code_map_id))
+    if found is None:
+        raise NotFound(f"no code map {code_map_id}", field="code_map_id", location="path")
+    return found
 
 
 @router.get("", response_model=CodeMapList, responses=responses(401, 503))
@@ -54,9 +62,7 @@ async def create_code_map(
 async def get_code_map(
     code_map_id: CodeMapId, who: Reader, s: StoresDep, response: Response
 ) -> CodeMapOut:
-    found = await s.code_maps.get(kv_key(who.tenant_id, code_map_id))
-    if found is None:
-        raise NotFound(f"no code map {code_map_id}", field="code_map_id", location="path")
+    found = await _get(s, who.tenant_id, code_map_id)
     set_etag(response, found.revision)
     return _out(found.value, found.revision)
 
@@ -75,9 +81,7 @@ async def replace_code_map(
     response: Response,
 ) -> CodeMapOut:
     key = kv_key(who.tenant_id, code_map_id)
-    found = await s.code_maps.get(key)
-    if found is None:
-        raise NotFound(f"no code map {code_map_id}", field="code_map_id", location="path")
+    found = await _get(s, who.tenant_id, code_map_id)
     check_if_match(expected, found.revision)
     if all(e.value is None for e in body.entries):
         for profile in await profiles_using_code_map(s, who.tenant_id, code_map_id):
@@ -114,9 +118,7 @@ async def delete_code_map(
     code_map_id: CodeMapId, who: Writer, s: StoresDep, expected: IfMatch
 ) -> Response:
     key = kv_key(who.tenant_id, code_map_id)
-    found = await s.code_maps.get(key)
-    if found is None:
-        raise NotFound(f"no code map {code_map_id}", field="code_map_id", location="path")
+    found = await _get(s, who.tenant_id, code_map_id)
     check_if_match(expected, found.revision)
     users = await profiles_using_code_map(s, who.tenant_id, code_map_id)
     if users:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -37,12 +38,23 @@ async def _check_profile(s: Stores, tenant_id: str, profile_id: str | None) -> N
 
 
 async def _replace(
-    s: Stores, tenant_id: str, current: Versioned[StoredPool], body: NumberPool
-) -> tuple[StoredPool, int]:
-    """Claim new numbers, write the pool (compare-and-set), then free the removed numbers."""
+    s: Stores,
+    tenant_id: str,
+    pool_id: str,
+    expected: int | None,
+    response: Response,
+    new_body: Callable[[StoredPool], NumberPool],
+) -> PoolOut:
+    """Check If-Match and the profile, claim new numbers, write the pool (compare-and-set),
+    then free the removed numbers. ``new_body`` makes the new pool from the current one."""
+    current = await _get(s, tenant_id, pool_id)
+    check_if_match(expected, current.revision)
     old = current.value
-    added = [n for n in body.numbers if n not in set(old.numbers)]
-    removed = [n for n in old.numbers if n not in set(body.numbers)]
+    body = new_body(old)
+    await _check_profile(s, tenant_id, body.profile_id)
+    old_numbers, new_numbers = set(old.numbers), set(body.numbers)
+    added = [n for n in body.numbers if n not in old_numbers]
+    removed = [n for n in old.numbers if n not in new_numbers]
     stored = StoredPool(
         **body.model_dump(),
         id=old.id,
@@ -59,7 +71,8 @@ async def _replace(
             raise PreconditionFailed("the pool changed meanwhile; read it again") from None
         raise
     await s.claims.release_from_pool(tenant_id, old.id, removed)
-    return stored, revision
+    set_etag(response, revision)
+    return _out(stored, revision)
 
 
 @router.get("", response_model=PoolList, responses=responses(401, 503))
@@ -114,12 +127,7 @@ async def replace_pool(
     expected: IfMatch,
     response: Response,
 ) -> PoolOut:
-    current = await _get(s, who.tenant_id, pool_id)
-    check_if_match(expected, current.revision)
-    await _check_profile(s, who.tenant_id, body.profile_id)
-    stored, revision = await _replace(s, who.tenant_id, current, body)
-    set_etag(response, revision)
-    return _out(stored, revision)
+    return await _replace(s, who.tenant_id, pool_id, expected, response, lambda _: body)
 
 
 @router.delete(
@@ -153,12 +161,11 @@ async def assign_pool_profile(
     expected: IfMatch,
     response: Response,
 ) -> PoolOut:
-    current = await _get(s, who.tenant_id, pool_id)
-    check_if_match(expected, current.revision)
-    await _check_profile(s, who.tenant_id, body.profile_id)
-    new_body = NumberPool(
-        name=current.value.name, numbers=current.value.numbers, profile_id=body.profile_id
+    return await _replace(
+        s,
+        who.tenant_id,
+        pool_id,
+        expected,
+        response,
+        lambda old: NumberPool(name=old.name, numbers=old.numbers, profile_id=body.profile_id),
     )
-    stored, revision = await _replace(s, who.tenant_id, current, new_body)
-    set_etag(response, revision)
-    return _out(stored, revision)
