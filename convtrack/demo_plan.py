@@ -156,7 +156,7 @@ class CriterionFigures:
             "count": n,
             "error_rate": self.not_ok / n if n else None,
             "success_rate": self.successes / n if n else None,
-            "sum": sum(self.values) if self.values else None,
+            "sum": float(sum(self.values)),  # the API sums no values to 0, not to nothing
             "max": max(self.values) if self.values else None,
             "distribution": dict(self.labels),
         }
